@@ -13,7 +13,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["use_style", "image_grid", "confusion_matrix", "curves", "most_confused_pairs"]
+__all__ = ["use_style", "image_grid", "confusion_matrix", "curves", "most_confused_pairs", "decision_boundary"]
 
 STYLE = {
     "figure.figsize": (6.4, 4.0),
@@ -161,4 +161,31 @@ def curves(
         ax.set_title(title)
     if len(series) > 1:
         ax.legend()
+    return ax
+
+
+def decision_boundary(predict, X, y, ax=None, resolution: int = 300, margin: float = 0.5, title: str | None = None, cmap: str = "tab10"):
+    """Shade the class ``predict`` assigns over a grid around 2-D points ``X`` and scatter ``X`` coloured by ``y``.
+
+    ``predict`` maps an (n, 2) float array to n integer class labels.
+    """
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"decision_boundary needs 2-D points of shape (n, 2), got {X.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.0))
+    (x0, y0), (x1, y1) = X.min(0) - margin, X.max(0) + margin
+    gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
+    grid = np.column_stack([gx.ravel(), gy.ravel()])
+    zz = np.asarray(predict(grid)).reshape(gx.shape)
+    k = int(max(y.max(), zz.max())) + 1
+    cm = plt.get_cmap(cmap, max(k, 2))
+    ax.contourf(gx, gy, zz, levels=np.arange(-0.5, k + 0.5), cmap=cm, alpha=0.25, vmin=-0.5, vmax=k - 0.5)
+    ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cm, s=8, vmin=-0.5, vmax=k - 0.5, edgecolors="none")
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    ax.grid(False)
+    if title:
+        ax.set_title(title)
     return ax
