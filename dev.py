@@ -259,7 +259,8 @@ def cmd_test(args: list[str]) -> int:
     if "COURSE_DATA" not in env and shared.is_dir():
         env["COURSE_DATA"] = str(shared)
     env.setdefault("PYTHONHASHSEED", "0")
-    cmd = [sys.executable, "-m", "pytest", *args]
+    # Two workers for the two cores; --dist loadfile keeps each notebook's cells on one worker.
+    cmd = [sys.executable, "-m", "pytest", "-n", os.environ.get("COURSE_TEST_WORKERS", "2"), "--dist", "loadfile", *args]
     print("[dev] " + " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 

@@ -1,0 +1,192 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 0: The datasets
+#
+# Every chapter that trains on images gets its data from one place, `course_utils.data`. This
+# short chapter loads each dataset the book uses, shows one example of every class and counts the
+# images per split, so that later chapters can take the data for granted, and so that you can check,
+# on your own machine, that what you have is what the book ran on.
+#
+# What the data layer guarantees (see {doc}`../book/running` for the look-up order and the cache):
+#
+# - **Verified bytes.** Each file is checked against the SHA-256 pinned in the registry before it is
+#   used; a corrupted or truncated file is named and never used.
+# - **No silent substitutes.** A dataset that cannot be found is an error that names the files, the
+#   places searched and the URLs. A chapter may ask for a *stand-in* instead, and then says so in
+#   its output.
+# - **The same arrays everywhere**: `uint8` images of shape `(N, 28, 28)`, `int64` labels, class
+#   names indexed by label.
+#
+# Prerequisites: none.
+
+# %% tags=["remove-cell"]
+# Colab setup: install the course package from the repository (no-op elsewhere).
+import subprocess, sys
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "course-utils @ git+https://github.com/nn-training-course/nn-training-book@main"], check=True)
+
+# %% tags=["parameters"]
+SEED = 0  # seeds the sample choice and the validation split
+
+# %%
+import numpy as np
+import pandas as pd
+import matplotlib.pyplot as plt
+
+import course_utils
+from course_utils import data, plots
+
+info = course_utils.runtime.init(SEED)
+print(info)
+
+# %% [markdown]
+# ## The registry
+#
+# One entry per dataset: its files, the SHA-256 of each, its canonical URLs and its class names.
+
+# %%
+rows = []
+for name in data.names():
+    spec = data.DATASETS[name]
+    rows.append({
+        "name": name,
+        "title": spec.title,
+        "train / test": f"{spec.expected_counts[0]:,} / {spec.expected_counts[1]:,}",
+        "classes": len(spec.classes),
+        "files": ", ".join(f.filename for f in spec.files.values()),
+        "first URL": spec.urls[0],
+        "license": spec.license,
+    })
+pd.DataFrame(rows).set_index("name")
+
+# %% [markdown]
+# ## Fashion-MNIST and MNIST
+#
+# Both have 60,000 training and 10,000 test images of 28×28 grey levels in ten classes
+# {cite}`xiao2017fashion,lecun1998gradient`. The note printed first says which data was loaded;
+# the table counts the images of each class in each split.
+
+# %%
+datasets = {name: data.load(name) for name in ["fashion-mnist", "mnist"]}
+for ds in datasets.values():
+    print(ds.note())
+
+
+# %%
+def one_per_class(ds, rng):
+    """The index of one randomly chosen training image of every class."""
+    return np.array([rng.choice(np.flatnonzero(ds.y_train == k)) for k in range(ds.num_classes)])
+
+
+rng = np.random.default_rng(SEED)
+for ds in datasets.values():
+    idx = one_per_class(ds, rng)
+    fig = plots.image_grid(ds.X_train[idx], titles=[ds.classes[k] for k in range(ds.num_classes)], ncols=10,
+                           suptitle=f"{ds.title}: one training image per class")
+    plt.show()
+
+# %%
+counts = pd.concat({ds.title: ds.counts().reset_index(drop=True) for ds in datasets.values()}, axis=1)
+counts.index.name = "label"
+counts.loc["total"] = counts.sum()
+counts
+
+# %%
+assert all(ds.counts()["test"].sum() == 10_000 and ds.counts()["train"].sum() == 60_000 for ds in datasets.values())
+assert (datasets["fashion-mnist"].counts()["train"] == 6000).all()  # perfectly balanced
+
+# %% [markdown]
+# Fashion-MNIST is perfectly balanced (6,000 training and 1,000 test images per class); MNIST is
+# not quite: the table shows its rarest training digit, 5, has 5,421 images and its most common,
+# 1, has 6,742. A classifier that always answers "1" would be right on 11.35% of the MNIST test
+# set, not 10%; the chance rate that later chapters print is the share of the most frequent class.
+
+# %%
+for ds in datasets.values():
+    share = np.bincount(ds.y_test).max() / len(ds.y_test)
+    print(f"{ds.title:14s} chance rate (most frequent test class): {share:.2%}")
+
+# %% [markdown]
+# ### Pixel statistics
+#
+# The mean and standard deviation of the pixel values, which chapters 4 and 5 use to scale inputs.
+# Fashion-MNIST's images are brighter and more spread out than MNIST's mostly black background.
+
+# %%
+stats = pd.DataFrame({
+    ds.title: {"mean (0-255)": ds.X_train.mean(), "std (0-255)": ds.X_train.std(),
+               "share of zero pixels": (ds.X_train == 0).mean()}
+    for ds in datasets.values()
+}).T
+stats.round(3)
+
+# %% [markdown]
+# ## Sign Language MNIST, or its stand-in
+#
+# Sign Language MNIST {cite}`signmnist2017` has 27,455 training and 7,172 test images of 24 hand
+# letters (J and Z need motion and are absent). It is distributed as two CSV files and downloaded
+# on first use. Asked for plainly, a missing dataset is an error that says what is missing and
+# where it looked (here we print its first lines; the full message also lists the places searched
+# and the URLs tried):
+
+# %%
+try:
+    sign = data.load("sign-mnist")
+except data.DatasetNotFoundError as err:
+    sign = None
+    print("\n".join(str(err).splitlines()[:2]))
+else:
+    print(sign.note())
+
+# %% [markdown]
+# A chapter that must run anyway asks for a stand-in, and the note says which data it got. On a
+# machine with the real files, the same cell loads Sign Language MNIST and says so.
+
+# %%
+sign = data.load("sign-mnist", stand_in=True)
+print(sign.note())
+idx = one_per_class(sign, rng)
+fig = plots.image_grid(sign.X_train[idx], titles=sign.classes, ncols=min(12, sign.num_classes),
+                       suptitle=f"{sign.title}: one training image per class")
+plt.show()
+
+# %% [markdown]
+# ## A validation split
+#
+# Model selection must not look at the test set, so chapters hold out part of the training set.
+# `data.train_val_split` does it seeded and *stratified*: every class keeps its share.
+
+# %%
+ds = datasets["fashion-mnist"]
+X_tr, X_val, y_tr, y_val = data.train_val_split(ds.X_train, ds.y_train, val_fraction=0.1, seed=SEED)
+split = pd.DataFrame({"train": np.bincount(y_tr), "validation": np.bincount(y_val)}, index=ds.classes)
+split.loc["total"] = split.sum()
+split.T
+
+# %%
+assert (np.bincount(y_val) == 600).all() and len(X_tr) == 54_000
+
+# %% [markdown]
+# ## Summary
+#
+# - `data.load(name)` returns verified `uint8` images, `int64` labels and class names; its note
+#   says which data it is.
+# - Fashion-MNIST is balanced; MNIST is not quite, so its chance rate is 11.35%, not 10%.
+# - A missing dataset is a clear error; a stand-in is only used when asked for, and is labelled.
+# - `data.train_val_split` holds out a seeded, stratified validation set.
+#
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -1,0 +1,104 @@
+"""Each notebook pair is consistent: the .ipynb matches its .py, carries fresh outputs, and is in the book.
+
+nbval (run by the same `pytest` call, see pyproject.toml) re-executes every .ipynb and compares
+outputs; these tests catch what nbval cannot: a .py edited without re-executing, outputs made
+from other code, a chapter missing from the table of contents, a stale statistics page.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+spec = importlib.util.spec_from_file_location("dev", ROOT / "dev.py")
+dev = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(dev)
+
+SETUP_CELL = '''# Colab setup: install the course package from the repository (no-op elsewhere).
+import subprocess, sys
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "course-utils @ git+{url}@{branch}"], check=True)'''
+
+
+def config():
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def test_there_are_notebooks():
+    assert SOURCES, "no notebooks/NN_slug.py found"
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
+def test_ipynb_matches_its_py(py):
+    ipynb = py.with_suffix(".ipynb")
+    assert ipynb.exists(), f"{py.name} has no paired {ipynb.name}: run `python3 dev.py execute {py.relative_to(ROOT)}`"
+    source, stored = jupytext.read(py), jupytext.read(ipynb)
+    src_cells = [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in source.cells]
+    nb_cells = [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in stored.cells]
+    for i, (a, b) in enumerate(zip(src_cells, nb_cells)):
+        assert a == b, f"{ipynb.name}: cell {i} differs from {py.name} (run `python3 dev.py build` or `dev.py execute`)"
+    assert len(src_cells) == len(nb_cells), f"{ipynb.name} has {len(nb_cells)} cells, {py.name} has {len(src_cells)}"
+    assert source.metadata.get("kernelspec", {}).get("name") == "python3", f"{py.name}: kernel must be python3"
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
+def test_outputs_are_fresh_and_error_free(py):
+    nb = jupytext.read(py.with_suffix(".ipynb"))
+    record = nb.metadata.get(dev.META_KEY, {})
+    assert record.get("status") == "ok", f"{py.name}: last execution status {record.get('status')!r}"
+    assert record.get("code_sha256") == dev.code_hash(jupytext.read(py)), (
+        f"{py.name}: the stored outputs were produced by other code; re-execute it")
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    assert all(c.get("execution_count") is not None for c in code), f"{py.name}: unexecuted code cells"
+    errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"{py.name}: {len(errors)} error outputs"
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
+def test_chapter_anatomy(py):
+    """Setup cell verbatim (pointing at the configured repository), a parameters cell, a title."""
+    nb = jupytext.read(py)
+    repo = config()["repository"]
+    expected = SETUP_CELL.format(url=repo["url"], branch=repo["branch"])
+    setup = [c for c in nb.cells if c.cell_type == "code" and "remove-cell" in c.metadata.get("tags", [])]
+    assert setup and setup[0].source.strip() == expected, f"{py.name}: the Colab setup cell must read exactly:\n{expected}"
+    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), f"{py.name}: no cell tagged 'parameters'"
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# Chapter "), f"{py.name}: must open with '# Chapter N: ...'"
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
+def test_ignored_outputs_are_only_tagged_where_they_vary(py):
+    """nbval-ignore-output is for measured times and the like; keep a visible reason next to it."""
+    nb = jupytext.read(py)
+    tagged = [c for c in nb.cells if "nbval-ignore-output" in c.metadata.get("tags", [])]
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert len(tagged) <= max(2, len(code) // 5), f"{py.name}: {len(tagged)} of {len(code)} cells skip output checks"
+
+
+def test_every_notebook_is_in_the_table_of_contents():
+    toc = (ROOT / "_toc.yml").read_text()
+    listed = set(re.findall(r"file:\s*(notebooks/\S+)", toc))
+    assert {f"notebooks/{p.stem}" for p in SOURCES} <= listed
+
+
+def test_execution_statistics_page_is_current():
+    page = dev.STATS_PAGE.read_text()
+    assert dev.stats_table() in page, "book/execution-statistics.md is stale: run `python3 dev.py stats`"
+
+
+def test_colab_launch_button_configured_for_main():
+    cfg = config()
+    assert cfg["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert cfg["repository"]["branch"] == "main"
+    assert cfg["execute"]["execute_notebooks"] == "off"
+    import course_utils
+
+    assert course_utils.REPOSITORY == cfg["repository"]["url"]
