@@ -1,0 +1,794 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 2: Jacobians and the chain rule
+#
+# Backpropagation is the chain rule applied to functions whose inputs and outputs are
+# vectors, matrices and tensors. This chapter fixes one convention for writing such
+# derivatives (numerator layout), computes the Jacobians of a handful of functions that
+# appear inside every network (products, quadratic forms, a Gaussian, a `tanh` layer), and
+# checks **every closed form against `torch.autograd` and against finite differences**.
+# It ends by asking what the chain rule costs: multiplying Jacobians together is far more
+# expensive than pushing one row vector through them, and that row vector, the
+# *vector-Jacobian product*, is all a backward pass ever computes. We measure the
+# difference, and connect it to the three backward formulas of chapter 1's `Linear` node.
+#
+# **Prerequisites:** chapter 1 (computational graphs, the `Linear` node and its backward
+# pass); matrix products, transposes and inverses; partial derivatives.
+
+# %% tags=["remove-cell"]
+# Colab setup: install the course package from the repository (no-op elsewhere).
+import subprocess, sys
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "course-utils @ git+https://github.com/nn-training-course/nn-training-book@main"], check=True)
+
+# %% tags=["parameters"]
+SEED = 0
+N_DIM = 3  # n of the examples x in R^n (small so the tensors can be printed)
+# Jacobian-vs-VJP measurement: widths n of a chain of tanh layers, its depth, and best-of repeats.
+# A faster machine or a GPU reader may add 1024 and 2048 to TIMING_WIDTHS.
+TIMING_WIDTHS = [16, 32, 64, 128, 256, 512]
+TIMING_DEPTH = 4
+TIMING_REPEATS = 3
+
+# %%
+import time
+import tracemalloc
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from numpy.testing import assert_allclose
+
+import course_utils.runtime
+from course_utils import calculus
+from course_utils.checks import numerical_jacobian, relative_error
+
+torch.set_default_dtype(torch.float64)  # compare with finite differences in double precision
+np.set_printoptions(precision=4, suppress=True)
+info = course_utils.runtime.init(SEED)
+print(info)
+
+# %% [markdown]
+# ## Conventions: numerator layout
+#
+# For a function $f:\mathbb{R}^D\to\mathbb{R}^M$ the derivative at $x$ is the
+# **Jacobian**, an $M\times D$ matrix with one **row per output** and one **column per input**:
+#
+# $$
+# \frac{\partial f}{\partial x} = J \in \mathbb{R}^{M\times D}, \qquad
+# J_{ij} = \frac{\partial f_i}{\partial x_j}.
+# $$ (eq-jac-def)
+#
+# This is the *numerator layout* (the shape of the numerator $f$ comes first), the
+# convention of {cite}`deisenroth2020mml`. Two consequences we use all the time:
+#
+# * The derivative of a **scalar** $f$ with respect to $x\in\mathbb{R}^D$ is a
+#   $1\times D$ **row**. The **gradient** is its transpose, the column
+#   $\nabla_x f = \left(\frac{\partial f}{\partial x}\right)^\top\in\mathbb{R}^{D}$, which has the
+#   shape of $x$ and is what an optimizer subtracts from $x$.
+# * The chain rule reads left to right in the order of the composition, and the inner
+#   dimensions match: for $h = g(f(x))$ with $f:\mathbb{R}^D\to\mathbb{R}^K$ and
+#   $g:\mathbb{R}^K\to\mathbb{R}^M$,
+#
+# $$
+# \underbrace{\frac{\partial h}{\partial x}}_{M\times D}
+# = \underbrace{\frac{\partial g}{\partial f}}_{M\times K}\;
+#   \underbrace{\frac{\partial f}{\partial x}}_{K\times D}.
+# $$ (eq-jac-chain)
+#
+# When $f$ or $x$ is a matrix or a tensor, the Jacobian's shape is the shape of $f$
+# followed by the shape of $x$. That is what `course_utils.checks.numerical_jacobian`
+# (central differences) and `torch.autograd.functional.jacobian` return, and what every
+# `*_jacobian` function of `course_utils.calculus` returns. One difference in code: for a
+# scalar-valued function those two return an array of shape `(D,)`, so we reshape it to
+# the $1\times D$ row. (Some texts use the transposed *denominator layout*, in which these
+# derivatives are columns: check a source's convention before copying a formula from it,
+# for example from the Matrix Cookbook {cite}`petersen2012matrix`.)
+#
+# The defining example: $f(x) = Wx$ has Jacobian $W$ itself, $M\times D$, not $W^\top$.
+
+# %%
+rng = np.random.default_rng(SEED)
+
+
+def autograd_jacobian(f, x):
+    """torch.autograd.functional.jacobian of f at a numpy point x, returned as numpy."""
+    return torch.autograd.functional.jacobian(f, torch.as_tensor(x)).numpy()
+
+
+W = rng.normal(size=(2, 3))  # M = 2 outputs, D = 3 inputs
+x = rng.normal(size=3)
+J_fd = numerical_jacobian(lambda v: W @ v, x)
+J_ag = autograd_jacobian(lambda v: torch.as_tensor(W) @ v, x)
+print("W has shape", W.shape, "| finite-difference Jacobian", J_fd.shape, "| autograd Jacobian", J_ag.shape)
+assert_allclose(J_fd, W, rtol=1e-8, atol=1e-10)
+assert_allclose(J_ag, W, rtol=1e-12)
+print("both equal W: rows are outputs, columns are inputs")
+
+# %% [markdown]
+# Every closed form below goes through the same three-way comparison: the formula
+# (from `course_utils.calculus`), `torch.autograd`, and central finite differences. The
+# helper asserts the agreement and prints the tolerance it asserted, not the raw error
+# (whose last digits depend on the machine).
+
+# %%
+AUTOGRAD_RTOL, FD_RTOL = 1e-10, 1e-7
+
+
+def compare(name, closed, autograd, finite_diff):
+    """Assert closed form == autograd == finite differences (same shape), and say so."""
+    closed, autograd, finite_diff = (np.asarray(a, dtype=np.float64) for a in (closed, autograd, finite_diff))
+    assert closed.shape == autograd.shape == finite_diff.shape, (closed.shape, autograd.shape, finite_diff.shape)
+    assert relative_error(closed, autograd) < AUTOGRAD_RTOL, f"{name}: closed form disagrees with autograd"
+    assert relative_error(closed, finite_diff) < FD_RTOL, f"{name}: closed form disagrees with finite differences"
+    print(f"{name:<22} shape {str(closed.shape):<12} = autograd (rel. err < {AUTOGRAD_RTOL:.0e})"
+          f" = finite differences (rel. err < {FD_RTOL:.0e})")
+
+
+# %% [markdown]
+# ## Three Jacobians: a scalar, a product, a matrix
+#
+# The three functions below are exercises of chapter 5 of {cite}`deisenroth2020mml`.
+#
+# **A scalar function of two variables.** $f_1(x) = \sin(x_1)\cos(x_2)$ with
+# $x\in\mathbb{R}^2$ maps $\mathbb{R}^2\to\mathbb{R}$, so $\partial f_1/\partial x$ is $1\times 2$:
+#
+# $$
+# \frac{\partial f_1}{\partial x} =
+# \begin{bmatrix} \cos(x_1)\cos(x_2) & -\sin(x_1)\sin(x_2) \end{bmatrix} \in \mathbb{R}^{1\times 2}.
+# $$ (eq-jac-f1)
+#
+# **A dot product.** $f_2(x, y) = x^\top y = \sum_i x_i y_i$ with $x, y\in\mathbb{R}^n$. Since
+# $\partial f_2/\partial x_j = y_j$,
+#
+# $$
+# \frac{\partial f_2}{\partial x} = y^\top \in \mathbb{R}^{1\times n}, \qquad
+# \frac{\partial f_2}{\partial y} = x^\top \in \mathbb{R}^{1\times n},
+# $$ (eq-jac-f2)
+#
+# and with respect to the stacked input $(x, y)\in\mathbb{R}^{2n}$ the Jacobian is the
+# $1\times 2n$ row $[\,y^\top\; x^\top\,]$.
+#
+# **An outer product.** $f_3(x) = xx^\top$ maps $\mathbb{R}^n\to\mathbb{R}^{n\times n}$. Its
+# Jacobian has one entry per (output entry, input entry) pair, so it is an
+# $n\times n\times n$ **third-order tensor**. From $(xx^\top)_{ij} = x_i x_j$ and the product rule,
+#
+# $$
+# \frac{\partial (xx^\top)_{ij}}{\partial x_k} = \delta_{ik}\,x_j + x_i\,\delta_{jk},
+# $$ (eq-jac-f3)
+#
+# where $\delta_{ik}$ is 1 when $i = k$ and 0 otherwise. Fixing $k$ gives one $n\times n$
+# slice, $e_k x^\top + x e_k^\top$: row $k$ and column $k$ filled with $x$, and $2x_k$ where
+# they cross.
+
+# %%
+x = rng.normal(size=2)
+compare("f1 = sin(x1)cos(x2)", calculus.sin_cos_jacobian(x),
+        autograd_jacobian(calculus.sin_cos, x)[None, :], numerical_jacobian(calculus.sin_cos, x)[None, :])
+
+x, y = rng.normal(size=(2, N_DIM))
+J_x, J_y = calculus.dot_jacobian(x, y)
+assert_allclose(J_x, y[None, :])
+assert_allclose(J_y, x[None, :])
+compare("f2 = x^T y, d/dx", J_x, autograd_jacobian(lambda v: calculus.dot(v, y), x)[None, :],
+        numerical_jacobian(lambda v: calculus.dot(v, y), x)[None, :])
+compare("f2 = x^T y, d/dy", J_y, autograd_jacobian(lambda v: calculus.dot(x, v), y)[None, :],
+        numerical_jacobian(lambda v: calculus.dot(x, v), y)[None, :])
+xy = np.concatenate([x, y])
+f2_stacked = lambda v: calculus.dot(v[:N_DIM], v[N_DIM:])  # noqa: E731
+compare("f2, d/d(x, y)", np.hstack([J_x, J_y]), autograd_jacobian(f2_stacked, xy)[None, :],
+        numerical_jacobian(f2_stacked, xy)[None, :])
+
+x = rng.normal(size=N_DIM)
+compare("f3 = x x^T", calculus.outer_jacobian(x),
+        autograd_jacobian(calculus.outer, x), numerical_jacobian(calculus.outer, x))
+
+# %% [markdown]
+# All three closed forms agree with both references, and the shapes are the ones the
+# conventions predict: $1\times 2$, $1\times n$ (twice), $1\times 2n$, and
+# $n\times n\times n$ for $xx^\top$ (here $n = 3$). To see the tensor, take
+# $x = (1, 2, 3)$ and print its three slices $\partial(xx^\top)/\partial x_k$:
+
+# %%
+x = np.array([1.0, 2.0, 3.0])
+J3 = calculus.outer_jacobian(x)
+for k in range(3):
+    print(f"d(x x^T)/dx_{k + 1} =\n{J3[:, :, k]}")
+    e_k = np.eye(3)[k]
+    assert_allclose(J3[:, :, k], np.outer(e_k, x) + np.outer(x, e_k))
+
+# %% [markdown]
+# Slice $k$ has $x^\top = (1, 2, 3)$ in row $k$, $x$ in column $k$, $2x_k$ on the diagonal
+# where they cross, and zeros elsewhere: most of the $n^3$ entries are zero. We will meet
+# that sparsity again when we ask why backpropagation never builds such tensors.
+#
+# ## The chain rule, one dimension at a time
+#
+# Consider
+#
+# $$
+# f(z) = \exp\!\left(-\tfrac{1}{2} z\right), \qquad z = g(y) = y^\top S^{-1} y, \qquad y = h(x) = x - \mu,
+# $$ (eq-jac-gauss)
+#
+# with $x, \mu\in\mathbb{R}^D$ and an invertible $S\in\mathbb{R}^{D\times D}$. When $S$ is a
+# covariance matrix, $f$ is an unnormalised Gaussian density. The chain rule
+# {eq}`eq-jac-chain` multiplies three Jacobians:
+#
+# | step | map | Jacobian | shape |
+# |---|---|---|---|
+# | $y = x - \mu$ | $\mathbb{R}^D\to\mathbb{R}^D$ | $\partial y/\partial x = I$ | $D\times D$ |
+# | $z = y^\top S^{-1} y$ | $\mathbb{R}^D\to\mathbb{R}$ | $\partial z/\partial y = y^\top (S^{-1} + S^{-\top})$ | $1\times D$ |
+# | $f = \exp(-z/2)$ | $\mathbb{R}\to\mathbb{R}$ | $\partial f/\partial z = -\tfrac12 \exp(-z/2) = -\tfrac12 f$ | $1\times 1$ |
+#
+# The middle row is the only one that needs care. Writing $P = S^{-1}$,
+# $z = \sum_{i,j} y_i P_{ij} y_j$, and $y_k$ appears once as the left factor and once as
+# the right one: $\partial z/\partial y_k = \sum_j P_{kj}y_j + \sum_i y_i P_{ik}$, that is
+# $(Py)_k + (P^\top y)_k$. As a row, $y^\top P^\top + y^\top P$. Multiplying the three
+# factors, $(1\times 1)(1\times D)(D\times D) = 1\times D$:
+#
+# $$
+# \frac{\partial f}{\partial x} = -\tfrac12\, f\,(x-\mu)^\top\left(S^{-1} + S^{-\top}\right).
+# $$ (eq-jac-gauss-grad)
+#
+# Only when $S$ is symmetric (every covariance matrix is) does $S^{-\top} = S^{-1}$, and the
+# formula shortens to $-f\,(x-\mu)^\top S^{-1}$. First the factors and their shapes:
+
+# %%
+D = 4
+mu = rng.normal(size=D)
+x = mu + 0.3 * rng.normal(size=D)  # near the mean, so f is not vanishingly small
+L_factor = rng.normal(size=(D, D))
+S_cov = L_factor @ L_factor.T / D + 0.5 * np.eye(D)  # a covariance: symmetric positive definite
+K = rng.normal(size=(D, D))
+S_nonsym = S_cov + 0.5 * (K - K.T)  # the same plus an antisymmetric part: invertible, not symmetric
+assert_allclose(S_cov, S_cov.T)
+assert not np.allclose(S_nonsym, S_nonsym.T)
+
+parts = calculus.gaussian_exp_chain(x, mu, S_cov)
+for key in ["dy_dx", "dz_dy", "df_dz", "df_dx"]:
+    print(f"{key}: shape {parts[key].shape}")
+assert_allclose(parts["df_dx"], parts["df_dz"] @ parts["dz_dy"] @ parts["dy_dx"])
+print(f"f(x) = {calculus.gaussian_exp(x, mu, S_cov):.4f} for the covariance S")
+
+# %% [markdown]
+# The shapes are those of the table. Now the full formula {eq}`eq-jac-gauss-grad` and the
+# symmetric shortcut, each against `torch.autograd` and finite differences, for the
+# covariance matrix and for a non-symmetric $S$:
+
+# %%
+for label, S in [("covariance S", S_cov), ("non-symmetric S", S_nonsym)]:
+    f = lambda v, S=S: calculus.gaussian_exp(v, mu, S)  # noqa: E731
+    J_ag = autograd_jacobian(f, x)[None, :]
+    J_fd = numerical_jacobian(f, x)[None, :]
+    compare(f"f, {label}", calculus.gaussian_exp_jacobian(x, mu, S), J_ag, J_fd)
+    shortcut = calculus.gaussian_exp_jacobian_symmetric(x, mu, S)
+    err = relative_error(shortcut, J_fd)
+    shown = f"{err:.2f}" if err > 1e-3 else "< 1e-7"
+    print(f"    shortcut -f (x-mu)^T S^-1 vs finite differences: relative error {shown}")
+    if label == "covariance S":
+        assert err < 1e-7
+    else:
+        assert err > 0.1
+
+# %% [markdown]
+# The full formula matches both references for both matrices. The shortcut matches for the
+# covariance matrix and is off by a relative error of order one for the non-symmetric $S$:
+# it keeps only one of the two terms of $\partial z/\partial y$. Note that $z$ only "sees" the
+# symmetric part of $S^{-1}$ (the antisymmetric part cancels in $y^\top P y$), and
+# $\tfrac12(S^{-1}+S^{-\top})$ in {eq}`eq-jac-gauss-grad` is exactly that symmetric part.
+#
+# ## A trace
+#
+# $f(x) = \operatorname{tr}(xx^\top + \sigma^2 I)$ for $x\in\mathbb{R}^n$. The trace of $xx^\top$
+# is $\sum_i x_i^2$ and the trace of $\sigma^2 I$ is $n\sigma^2$, so
+#
+# $$
+# f(x) = x^\top x + n\sigma^2, \qquad \frac{\partial f}{\partial x} = 2x^\top \in\mathbb{R}^{1\times n}.
+# $$ (eq-jac-trace)
+#
+# The same result follows from the chain rule through the tensor {eq}`eq-jac-f3`: the trace
+# sums the diagonal entries, so $\partial f/\partial x_k = \sum_i \partial(xx^\top)_{ii}/\partial x_k
+# = \sum_i (\delta_{ik}x_i + x_i\delta_{ik}) = 2x_k$. With $x = (1, 2, 3)$ and $\sigma = 0.5$:
+
+# %%
+x, sigma = np.array([1.0, 2.0, 3.0]), 0.5
+value = calculus.trace_outer(x, sigma)
+print(f"f(x) = {value:.4f}  (x^T x + n sigma^2 = {x @ x:.0f} + {x.size * sigma**2:.2f})")
+assert value == x @ x + x.size * sigma**2
+J = calculus.trace_outer_jacobian(x)
+print("df/dx =", J, "= 2 x^T")
+f = lambda v: calculus.trace_outer(v, sigma)  # noqa: E731
+compare("tr(x x^T + s^2 I)", J, autograd_jacobian(f, x)[None, :], numerical_jacobian(f, x)[None, :])
+assert_allclose(np.einsum("iik->k", calculus.outer_jacobian(x))[None, :], J)  # the trace of the tensor's slices
+
+# %% [markdown]
+# ## A `tanh` layer
+#
+# $f = \tanh(z)$ with $z = Ax + b$, $A\in\mathbb{R}^{M\times N}$, $x\in\mathbb{R}^N$,
+# $b\in\mathbb{R}^M$. The chain rule has two factors. $\tanh$ acts elementwise, so output $i$
+# depends only on $z_i$ and its $M\times M$ Jacobian is **diagonal**, with
+# $\tanh'(z_i) = 1 - \tanh^2(z_i)$; the affine map has Jacobian $A$ ($M\times N$):
+#
+# $$
+# \frac{\partial f}{\partial x} = \underbrace{\operatorname{diag}\!\left(1 - \tanh^2(Ax + b)\right)}_{M\times M}\;
+# \underbrace{A}_{M\times N} \in\mathbb{R}^{M\times N}.
+# $$ (eq-jac-tanh)
+#
+# Multiplying by a diagonal matrix scales the rows of $A$; the code never builds the
+# $M\times M$ matrix.
+
+# %%
+M, N = 3, 5
+A, b, x = rng.normal(size=(M, N)), rng.normal(size=M), rng.normal(size=N)
+J = calculus.tanh_layer_jacobian(x, A, b)
+t = np.tanh(A @ x + b)
+assert_allclose(J, np.diag(1 - t**2) @ A)  # the row scaling is diag(...) @ A
+f = lambda v: calculus.tanh_layer(v, A, b)  # noqa: E731
+compare("tanh(Ax + b)", J, autograd_jacobian(f, x), numerical_jacobian(f, x))
+
+# %% [markdown]
+# The Jacobian is $3\times 5$, $M\times N$, as {eq}`eq-jac-tanh` says.
+#
+# ## From Jacobians to backpropagation
+#
+# A network is a composition $h_K = f_K(\cdots f_2(f_1(x)))$ followed by a scalar loss
+# $L(h_K)$. By the chain rule,
+#
+# $$
+# \underbrace{\frac{\partial L}{\partial x}}_{1\times n}
+# = \underbrace{\frac{\partial L}{\partial h_K}}_{1\times n}\;
+#   \underbrace{J_K}_{n\times n}\; J_{K-1}\cdots J_1, \qquad J_k = \frac{\partial h_k}{\partial h_{k-1}}.
+# $$ (eq-jac-backprop)
+#
+# Matrix multiplication is associative, so we may choose the brackets. From the right,
+# $J_K(\cdots(J_2 J_1))$ multiplies $n\times n$ matrices: $O(n^3)$ work and an
+# $n\times n$ intermediate per layer. From the left, every step multiplies a **row
+# vector** by a Jacobian:
+#
+# $$
+# \bar g_K = \frac{\partial L}{\partial h_K}, \qquad
+# \bar g_{k-1} = \bar g_k\, J_k \quad (k = K, \dots, 1), \qquad \frac{\partial L}{\partial x} = \bar g_0.
+# $$ (eq-jac-vjp)
+#
+# Each step is a **vector-Jacobian product** (VJP): $O(n^2)$ work, and a result the size of
+# the layer's input. This is reverse-mode automatic differentiation
+# {cite}`griewank2008evaluating,baydin2018autodiff`, the backward pass of backpropagation
+# {cite}`rumelhart1986backprop`. Better still, a VJP rarely needs the Jacobian at all. For the
+# `tanh` layer,
+#
+# $$
+# \bar g\,\operatorname{diag}(1 - t^2)\,A = \left(\bar g \odot (1 - t^2)\right) A, \qquad t = \tanh(Ax + b),
+# $$ (eq-jac-tanh-vjp)
+#
+# an elementwise product and one vector-matrix product: the $M\times N$ Jacobian is never
+# formed. `torch.autograd.grad(outputs, inputs, grad_outputs=v)` computes exactly
+# $v^\top J$, and `torch.func.vjp` exposes the same operation as a function:
+
+# %%
+v = rng.normal(size=M)  # an upstream gradient dL/df, one entry per output of the layer
+vjp_closed = calculus.tanh_layer_vjp(x, A, b, v)
+x_t = torch.tensor(x, requires_grad=True)
+(vjp_grad,) = torch.autograd.grad(calculus.tanh_layer(x_t, A, b), x_t, grad_outputs=torch.tensor(v))
+_, vjp_fn = torch.func.vjp(lambda z: calculus.tanh_layer(z, A, b), torch.tensor(x))
+(vjp_func,) = vjp_fn(torch.tensor(v))
+assert_allclose(vjp_closed, v @ calculus.tanh_layer_jacobian(x, A, b))  # (g * (1 - t^2)) A = g diag(1 - t^2) A
+assert_allclose(vjp_closed, vjp_grad.numpy(), rtol=1e-12)
+assert_allclose(vjp_closed, vjp_func.numpy(), rtol=1e-12)
+print(f"v has shape {v.shape} (like f), the VJP has shape {vjp_closed.shape} (like x)")
+print("(v * (1 - t^2)) @ A  ==  v @ J  ==  torch.autograd.grad(..., grad_outputs=v)  ==  torch.func.vjp")
+
+# %% [markdown]
+# Conversely, a full Jacobian costs one VJP **per output**: row $i$ of $J$ is $e_i^\top J$.
+# That is what `torch.autograd.functional.jacobian` does by default, one backward pass per
+# row. For a scalar loss there is a single row, and one backward pass gives the whole
+# gradient, however many inputs there are.
+#
+# ### Chapter 1's `Linear` backward formulas are VJPs
+#
+# Chapter 1's `Linear` node computes $Y = XA^\top + b$ for a batch $X\in\mathbb{R}^{B\times N}$
+# (samples are rows), $A\in\mathbb{R}^{M\times N}$, and its backward pass turns the upstream
+# $\bar Y = \partial L/\partial Y\in\mathbb{R}^{B\times M}$ into
+#
+# $$
+# \frac{\partial L}{\partial X} = \bar Y A, \qquad \frac{\partial L}{\partial A} = \bar Y^\top X, \qquad
+# \frac{\partial L}{\partial b} = \sum_{p=1}^{B} \bar Y_{p,:}.
+# $$ (eq-jac-linear-vjp)
+#
+# The full Jacobians are tensors: $\partial Y/\partial X$ is $B\times M\times B\times N$ with
+# entries $\delta_{pq}A_{ij}$, $\partial Y/\partial A$ is $B\times M\times M\times N$ with
+# entries $\delta_{ik}X_{pj}$, and $\partial Y/\partial b$ is $B\times M\times M$ with entries
+# $\delta_{ik}$. Contracting $\bar Y$ with each of them over the two indices of $Y$ (the
+# VJP, written out) gives the three formulas {eq}`eq-jac-linear-vjp`:
+
+# %%
+B, M, N = 4, 3, 5
+X, A, b = rng.normal(size=(B, N)), rng.normal(size=(M, N)), rng.normal(size=M)
+Y_bar = rng.normal(size=(B, M))  # upstream dL/dY
+jacobians = calculus.linear_jacobians(X, A)
+references = [autograd_jacobian(lambda Z: calculus.linear(Z, A, b), X),
+              autograd_jacobian(lambda Z: calculus.linear(X, Z, b), A),
+              autograd_jacobian(lambda z: calculus.linear(X, A, z), b)]
+finite_diffs = [numerical_jacobian(lambda Z: calculus.linear(Z, A, b), X),
+                numerical_jacobian(lambda Z: calculus.linear(X, Z, b), A),
+                numerical_jacobian(lambda z: calculus.linear(X, A, z), b)]
+vjps = calculus.linear_vjp(X, A, Y_bar)  # Y_bar @ A, Y_bar.T @ X, Y_bar.sum(axis=0)
+
+# torch's own backward pass of the same layer, seeded with Y_bar
+X_t, A_t, b_t = (torch.tensor(a, requires_grad=True) for a in (X, A, b))
+calculus.linear(X_t, A_t, b_t).backward(torch.tensor(Y_bar))
+torch_grads = [X_t.grad.numpy(), A_t.grad.numpy(), b_t.grad.numpy()]
+
+print(f"{'':8}{'Jacobian shape':>16}{'entries':>9}{'nonzero':>9}   {'VJP shape':>10}{'entries':>8}")
+for name, J, J_ag, J_fd, g, g_torch in zip(["dY/dX", "dY/dA", "dY/db"], jacobians, references, finite_diffs,
+                                           vjps, torch_grads):
+    agrees = (relative_error(J, J_ag) < AUTOGRAD_RTOL) and (relative_error(J, J_fd) < FD_RTOL)
+    assert agrees, f"{name}: closed-form Jacobian disagrees with autograd or finite differences"
+    assert_allclose(np.tensordot(Y_bar, J, axes=2), g)  # contracting dL/dY with the Jacobian = the VJP formula
+    assert_allclose(g, g_torch, rtol=1e-12)              # = torch's backward pass
+    print(f"{name:8}{str(J.shape):>16}{J.size:>9}{np.count_nonzero(J) / J.size:>9.1%}   {str(g.shape):>10}{g.size:>8}")
+
+# %% [markdown]
+# Each full Jacobian agrees with `torch.autograd` and finite differences; contracting
+# $\bar Y$ with it gives exactly chapter 1's formula, which equals PyTorch's backward pass.
+# The Jacobians are mostly zeros (25 % of $\partial Y/\partial X$ is nonzero here, $1/B$
+# in general; $1/M$ of the other two), and they are much larger than the gradients they
+# produce. At a realistic size the difference is not a matter of taste. For a first layer
+# on $28\times 28$ images, $N = 784$ inputs, $M = 256$ outputs and a batch of $B = 64$:
+
+# %%
+def fmt_bytes(nbytes):
+    """A byte count with a binary unit and 3 significant digits."""
+    for unit in ["B", "KiB", "MiB", "GiB", "TiB"]:
+        if nbytes < 1024 or unit == "TiB":
+            return f"{nbytes:.3g} {unit}"
+        nbytes /= 1024
+
+
+B, M, N = 64, 256, 784
+entries = {"dY/dX": B * M * B * N, "dY/dA": B * M * M * N, "dY/db": B * M * M}
+gradient_entries = {"dY/dX": B * N, "dY/dA": M * N, "dY/db": M}
+print("float32 (4 bytes per entry)")
+for name in entries:
+    print(f"{name}: full Jacobian {entries[name]:.3g} entries = {fmt_bytes(4 * entries[name]):>9};"
+          f"  VJP result {gradient_entries[name]:>6} entries = {fmt_bytes(4 * gradient_entries[name]):>9}")
+
+# %% [markdown]
+# Storing $\partial Y/\partial A$ for this one layer would take 12.2 GiB, and
+# $\partial Y/\partial X$ another 3 GiB; the VJPs are a 784 KiB and a 196 KiB matrix, each
+# computed by one matrix product.
+#
+# ### Measuring it: full Jacobian against one VJP
+#
+# We differentiate a chain of `TIMING_DEPTH` `tanh` layers of width $n$,
+# $h_k = \tanh(A_k h_{k-1} + b_k)$, followed by the loss $L = w^\top h_K$, in four ways. All
+# four return the same gradient $\partial L/\partial x$ (asserted), at very different cost:
+#
+# 1. **full Jacobian, autograd**: `torch.autograd.functional.jacobian` ($n$ backward passes, one per row), then $w^\top J$;
+# 2. **full Jacobian, closed form**: the product $J_K\cdots J_1$ of the layer Jacobians {eq}`eq-jac-tanh` in NumPy, right to left (matrix-matrix products), then $w^\top J$;
+# 3. **one VJP, autograd**: `torch.autograd.grad(h_K, x, grad_outputs=w)`, a single backward pass;
+# 4. **one VJP, closed form**: {eq}`eq-jac-vjp` with {eq}`eq-jac-tanh-vjp` in NumPy, left to right.
+#
+# Time is the best of `TIMING_REPEATS` runs. Memory is measured for the NumPy versions as
+# the peak of the memory they allocate (`tracemalloc`, which tracks NumPy's arrays); for the
+# PyTorch versions we report the size of the result (an $n\times n$ Jacobian against an
+# $n$-vector), which is deterministic.
+
+# %%
+def make_chain(n, depth, rng):
+    As = [rng.normal(scale=1 / np.sqrt(n), size=(n, n)) for _ in range(depth)]
+    bs = [rng.normal(scale=0.1, size=n) for _ in range(depth)]
+    return As, bs
+
+
+def chain_torch(x, As, bs):
+    h = x
+    for A, b in zip(As, bs):
+        h = torch.tanh(A @ h + b)
+    return h
+
+
+def full_jacobian_autograd(x, w, As, bs):
+    J = torch.autograd.functional.jacobian(lambda z: chain_torch(z, As, bs), x)  # n x n: n backward passes
+    return w @ J, J
+
+
+def one_vjp_autograd(x, w, As, bs):
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(chain_torch(x, As, bs), x, grad_outputs=w)  # one backward pass
+    return g
+
+
+def full_jacobian_numpy(x, w, As, bs):
+    h, J = x, None
+    for A, b in zip(As, bs):
+        h = np.tanh(A @ h + b)
+        J_k = (1 - h**2)[:, None] * A  # diag(1 - h^2) A, n x n
+        J = J_k if J is None else J_k @ J  # n x n times n x n: O(n^3)
+    return w @ J
+
+
+def one_vjp_numpy(x, w, As, bs):
+    hs = [x]
+    for A, b in zip(As, bs):  # forward pass, keeping the activations
+        hs.append(np.tanh(A @ hs[-1] + b))
+    g = w
+    for A, h in zip(reversed(As), reversed(hs[1:])):  # backward pass: one VJP per layer, O(n^2)
+        g = (g * (1 - h**2)) @ A
+    return g
+
+
+def best_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def peak_bytes(fn):
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+# the closed-form VJP step is calculus.tanh_layer_vjp, and the Jacobian step calculus.tanh_layer_jacobian
+As, bs = make_chain(8, 1, rng)
+x8, w8 = rng.normal(size=(2, 8))
+assert_allclose(one_vjp_numpy(x8, w8, As, bs), calculus.tanh_layer_vjp(x8, As[0], bs[0], w8))
+assert_allclose(full_jacobian_numpy(x8, w8, As, bs), w8 @ calculus.tanh_layer_jacobian(x8, As[0], bs[0]))
+
+# %% tags=["nbval-ignore-output"]
+rows = []
+for n in TIMING_WIDTHS:
+    As, bs = make_chain(n, TIMING_DEPTH, rng)
+    x, w = rng.normal(size=(2, n))
+    As_t, bs_t = [torch.tensor(A) for A in As], [torch.tensor(b) for b in bs]
+    x_t, w_t = torch.tensor(x), torch.tensor(w)
+
+    g_jac_ag, J_t = full_jacobian_autograd(x_t, w_t, As_t, bs_t)
+    g_vjp_ag = one_vjp_autograd(x_t, w_t, As_t, bs_t)
+    g_jac_np, g_vjp_np = full_jacobian_numpy(x, w, As, bs), one_vjp_numpy(x, w, As, bs)
+    for g in (g_jac_ag.numpy(), g_jac_np, g_vjp_np):  # all four routes give the same gradient
+        assert_allclose(g, g_vjp_ag.numpy(), rtol=1e-9, atol=1e-12)
+
+    rows.append({
+        "n": n,
+        "time_jac_autograd": best_time(lambda: full_jacobian_autograd(x_t, w_t, As_t, bs_t), TIMING_REPEATS),
+        "time_jac_numpy": best_time(lambda: full_jacobian_numpy(x, w, As, bs), TIMING_REPEATS),
+        "time_vjp_autograd": best_time(lambda: one_vjp_autograd(x_t, w_t, As_t, bs_t), TIMING_REPEATS),
+        "time_vjp_numpy": best_time(lambda: one_vjp_numpy(x, w, As, bs), TIMING_REPEATS),
+        "mem_jac_numpy": peak_bytes(lambda: full_jacobian_numpy(x, w, As, bs)),
+        "mem_vjp_numpy": peak_bytes(lambda: one_vjp_numpy(x, w, As, bs)),
+        "size_jac_autograd": J_t.element_size() * J_t.nelement(),
+        "size_vjp_autograd": g_vjp_ag.element_size() * g_vjp_ag.nelement(),
+    })
+
+print(f"{'n':>5} | {'time (ms): full Jacobian':>26} | {'time (ms): one VJP':>26} | {'peak memory, NumPy':>22}")
+print(f"{'':>5} | {'autograd':>12}{'closed form':>14} | {'autograd':>12}{'closed form':>14} | {'Jacobian':>11}{'VJP':>11}")
+for r in rows:
+    print(f"{r['n']:>5} | {1e3 * r['time_jac_autograd']:>12.3f}{1e3 * r['time_jac_numpy']:>14.3f} | "
+          f"{1e3 * r['time_vjp_autograd']:>12.3f}{1e3 * r['time_vjp_numpy']:>14.3f} | "
+          f"{fmt_bytes(r['mem_jac_numpy']):>11}{fmt_bytes(r['mem_vjp_numpy']):>11}")
+
+# %% [markdown]
+# The same numbers as a figure, on log-log axes (both quantities span several decades):
+
+# %%
+ns = np.array([r["n"] for r in rows])
+col = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
+ax_t.loglog(ns, col["time_jac_autograd"], "o-", color="C3", label="full Jacobian, autograd")
+ax_t.loglog(ns, col["time_jac_numpy"], "s--", color="C1", label="full Jacobian, closed form")
+ax_t.loglog(ns, col["time_vjp_autograd"], "o-", color="C0", label="one VJP, autograd")
+ax_t.loglog(ns, col["time_vjp_numpy"], "s--", color="C2", label="one VJP, closed form")
+ax_t.set(xlabel="layer width n", ylabel="time per gradient (s)",
+         title=f"Gradient of a {TIMING_DEPTH}-layer tanh chain: time")
+ax_m.loglog(ns, col["mem_jac_numpy"], "s--", color="C1", label="full Jacobian, closed form (peak, measured)")
+ax_m.loglog(ns, col["mem_vjp_numpy"], "s--", color="C2", label="one VJP, closed form (peak, measured)")
+ax_m.loglog(ns, col["size_jac_autograd"], "o-", color="C3", label="autograd Jacobian result (n x n)")
+ax_m.loglog(ns, col["size_vjp_autograd"], "o-", color="C0", label="autograd VJP result (n)")
+ax_m.set(xlabel="layer width n", ylabel="memory (bytes)", title="Memory beyond the weights")
+for ax in (ax_t, ax_m):
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.minorticks_off()
+    ax.legend()
+plt.show()
+
+# %% [markdown]
+# Read from the table and the figure (the times vary from run to run, so the assertions
+# below check only the pattern, not the numbers):
+#
+# * **Time.** At the largest width the full Jacobian costs many times one VJP, in both
+#   implementations, and the gap widens as $n$ grows: the Jacobian curves are steeper, as the
+#   $O(n^3)$ against $O(n^2)$ count predicts (the measured slopes wander, because cache
+#   effects and other work on the machine add to the arithmetic). The autograd Jacobian is
+#   the slowest route, because each of its $n$ rows is a complete backward pass. At the
+#   smallest widths the VJP curves are nearly flat: fixed per-call overheads, not
+#   arithmetic, dominate them.
+# * **Memory.** The Jacobian route holds $n\times n$ matrices, a few times $8n^2$ bytes,
+#   while the VJP route holds a few vectors of $8n$ bytes (plus the activations, which any
+#   backward pass keeps); the measured peaks grow with slopes close to 2 and 1 on the
+#   log-log plot.
+#
+# The assertions check the robust part of this: at the largest width forming the Jacobian is
+# at least 5 times slower than one VJP in both implementations, the ratio grows with $n$, the
+# autograd Jacobian is the slowest of the four routes, the Jacobian route's peak memory is at
+# least 50 times the VJP route's, and the memory slopes over the three largest widths are
+# within 0.2 of 2 and 1.
+
+# %%
+ratio_ag = col["time_jac_autograd"] / col["time_vjp_autograd"]
+ratio_np = col["time_jac_numpy"] / col["time_vjp_numpy"]
+assert ratio_ag[-1] > 5 and ratio_np[-1] > 5, (ratio_ag, ratio_np)
+assert ratio_ag[-1] > ratio_ag[0] and ratio_np[-1] > ratio_np[0], (ratio_ag, ratio_np)
+assert col["time_jac_autograd"][-1] == max(col[k][-1] for k in col if k.startswith("time_"))
+assert col["mem_jac_numpy"][-1] > 50 * col["mem_vjp_numpy"][-1]
+slopes = {k: np.polyfit(np.log(ns[-3:]), np.log(col[k][-3:]), 1)[0] for k in ("mem_jac_numpy", "mem_vjp_numpy")}
+assert 1.8 < slopes["mem_jac_numpy"] < 2.2 and 0.8 < slopes["mem_vjp_numpy"] < 1.2, slopes
+print("the pattern holds: the full Jacobian is slower by a factor that grows with n, and needs O(n^2) memory against O(n)")
+
+# %% [markdown]
+# This is why a backward pass never forms a full Jacobian: the loss is a scalar, so the
+# chain {eq}`eq-jac-backprop` starts with a single row, and carrying that row from the loss back
+# to the inputs, one VJP per node, is the cheapest way through it. Each node of a
+# reverse-mode engine, chapter 1's `Linear` included, needs only a rule that maps the
+# gradient of its output to the gradients of its inputs, using the structure of its
+# Jacobian (diagonal for elementwise functions, a matrix product for `Linear`) instead of
+# storing it. PyTorch's autograd is built the same way {cite}`paszke2019pytorch`.
+#
+# ## Summary
+#
+# * **Numerator layout**: $\partial f/\partial x$ has the shape of $f$ followed by the shape
+#   of $x$. For a scalar $f$ and $x\in\mathbb{R}^D$ it is a $1\times D$ row; the gradient is
+#   its transpose. In this layout the chain rule multiplies Jacobians in the order of the
+#   composition, and the inner dimensions match.
+# * $\partial(\sin x_1\cos x_2)/\partial x$ is $1\times 2$; $\partial(x^\top y)/\partial x = y^\top$ is
+#   $1\times n$; $\partial(xx^\top)/\partial x$ is an $n\times n\times n$ tensor with entries
+#   $\delta_{ik}x_j + x_i\delta_{jk}$.
+# * For $f = \exp(-\tfrac12 (x-\mu)^\top S^{-1}(x-\mu))$,
+#   $\partial f/\partial x = -\tfrac12 f (x-\mu)^\top(S^{-1}+S^{-\top})$. The familiar
+#   $-f(x-\mu)^\top S^{-1}$ holds only for symmetric $S$; for a non-symmetric $S$ it was off by
+#   a relative error of order one.
+# * $\partial \operatorname{tr}(xx^\top+\sigma^2 I)/\partial x = 2x^\top$, and
+#   $\partial\tanh(Ax+b)/\partial x = \operatorname{diag}(1-\tanh^2(Ax+b))A$ is $M\times N$.
+# * Every closed form agreed with `torch.autograd` and with central finite differences.
+# * Backpropagation computes **vector-Jacobian products**, left to right, starting from the
+#   loss's single row. Forming the full Jacobian instead was many times slower at width 512
+#   and needed memory quadratic instead of linear in the width; for a realistic `Linear`
+#   layer, $\partial Y/\partial A$ alone would take gigabytes. Chapter 1's three `Linear`
+#   backward formulas are exactly the VJPs of its three Jacobians.
+#
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-jac-quadratic
+#
+# Let $f(x) = x^\top B x$ with $x\in\mathbb{R}^n$ and any $B\in\mathbb{R}^{n\times n}$. What is the
+# shape of $\partial f/\partial x$? Compute it, and say when it equals $2x^\top B$.
+# ```
+#
+# ```{solution} ex-jac-quadratic
+# :class: dropdown
+#
+# $f$ is a scalar, so $\partial f/\partial x$ is a $1\times n$ row. As for $z = y^\top S^{-1}y$ in
+# the Gaussian example, $x_k$ appears in both factors: $\partial f/\partial x_k = (Bx)_k + (B^\top x)_k$,
+# so $\partial f/\partial x = x^\top(B + B^\top)$. It equals $2x^\top B$ exactly when
+# $x^\top(B^\top - B) = 0$ for every $x$, that is when $B$ is symmetric. The code cell after
+# the exercises checks this numerically.
+# ```
+#
+# ```{exercise}
+# :label: ex-jac-softmax
+#
+# The softmax $p = \operatorname{softmax}(z)$, $p_i = e^{z_i}/\sum_k e^{z_k}$, maps
+# $\mathbb{R}^K\to\mathbb{R}^K$. Compute its $K\times K$ Jacobian. Then write the VJP
+# $\bar g\,\partial p/\partial z$ for a row $\bar g\in\mathbb{R}^{1\times K}$ without forming the Jacobian.
+# ```
+#
+# ```{solution} ex-jac-softmax
+# :class: dropdown
+#
+# $\partial p_i/\partial z_j = p_i(\delta_{ij} - p_j)$, so $\partial p/\partial z = \operatorname{diag}(p) - pp^\top$
+# (symmetric). The VJP is $\bar g\operatorname{diag}(p) - (\bar g p)\,p^\top$, that is, entrywise,
+# $p_j\,(\bar g_j - \sum_i \bar g_i p_i)$: $O(K)$ work instead of the $O(K^2)$ of building the
+# Jacobian. Checked in the code cell below.
+# ```
+#
+# ```{exercise}
+# :label: ex-jac-weights
+#
+# For one sample, $z = Ax$ with $A\in\mathbb{R}^{M\times N}$. What is the shape of
+# $\partial z/\partial A$ and what are its entries? Compute the VJP $\bar g\,\partial z/\partial A$
+# for an upstream row $\bar g\in\mathbb{R}^{1\times M}$ and compare it with chapter 1's
+# $\partial L/\partial A = \bar Y^\top X$.
+# ```
+#
+# ```{solution} ex-jac-weights
+# :class: dropdown
+#
+# $\partial z/\partial A$ is $M\times(M\times N)$ with entries $\partial z_i/\partial A_{kj} = \delta_{ik}x_j$.
+# Contracting with $\bar g$ over $i$ gives $\sum_i \bar g_i\delta_{ik}x_j = \bar g_k x_j$, the
+# $M\times N$ outer product $\bar g^\top x^\top$. With samples as rows, $X = x^\top$ ($1\times N$) and
+# $\bar Y = \bar g$ ($1\times M$), so $\bar Y^\top X = \bar g^\top x^\top$: the same matrix. For a batch,
+# $\bar Y^\top X$ sums these outer products over the samples.
+# ```
+#
+# ```{exercise}
+# :label: ex-jac-cost
+#
+# A function $F:\mathbb{R}^n\to\mathbb{R}^m$ is built from layers whose VJPs and
+# Jacobian-vector products (JVPs, $J v$ for a column $v$, what forward-mode differentiation
+# computes) each cost about as much as evaluating $F$. How many VJPs does it take to form
+# the full Jacobian of $F$? How many JVPs? Which mode would you use for a loss
+# ($m = 1$) of a network with $n = 10^6$ parameters, and which for $F:\mathbb{R}\to\mathbb{R}^{1000}$?
+# ```
+#
+# ```{solution} ex-jac-cost
+# :class: dropdown
+#
+# Row $i$ of $J$ is the VJP $e_i^\top J$, so $m$ VJPs; column $j$ is the JVP $J e_j$, so $n$ JVPs.
+# For a loss ($m = 1$), one VJP (one backward pass) gives all $10^6$ partial derivatives,
+# where forward mode would need $10^6$ JVPs: this is why training uses reverse mode. For
+# $F:\mathbb{R}\to\mathbb{R}^{1000}$ it is the other way round: one JVP gives the whole
+# $1000\times 1$ Jacobian, reverse mode would need 1000 VJPs {cite}`baydin2018autodiff`. The code
+# cell below builds the softmax Jacobian both ways, row by row from VJPs and column by column from JVPs.
+# ```
+#
+# The solutions, checked:
+
+# %% tags=["hide-input"]
+n = 4
+Bm, x = rng.normal(size=(n, n)), rng.normal(size=n)
+J_fd = numerical_jacobian(lambda v: v @ Bm @ v, x)[None, :]
+assert_allclose(x @ (Bm + Bm.T), J_fd[0], rtol=1e-7)  # exercise 1: x^T (B + B^T)
+assert not np.allclose(2 * x @ Bm, J_fd[0])  # 2 x^T B is wrong for this non-symmetric B
+assert_allclose(2 * x @ ((Bm + Bm.T) / 2), J_fd[0], rtol=1e-7)  # and right for a symmetric one
+
+K_cls = 5
+z, g = rng.normal(size=(2, K_cls))
+p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+softmax_t = lambda v: torch.softmax(v, dim=0)  # noqa: E731
+J_soft = np.diag(p) - np.outer(p, p)
+assert_allclose(J_soft, autograd_jacobian(softmax_t, z), rtol=1e-12, atol=1e-15)  # exercise 2: Jacobian
+assert_allclose(p * (g - g @ p), g @ J_soft, atol=1e-15)  # exercise 2: VJP without the Jacobian
+rows_from_vjps = np.stack([torch.func.vjp(softmax_t, torch.tensor(z))[1](torch.eye(K_cls)[i])[0].numpy()
+                           for i in range(K_cls)])
+cols_from_jvps = np.stack([torch.func.jvp(softmax_t, (torch.tensor(z),), (torch.eye(K_cls)[j],))[1].numpy()
+                           for j in range(K_cls)], axis=1)
+assert_allclose(rows_from_vjps, J_soft, atol=1e-15)  # exercise 4: K VJPs give the rows
+assert_allclose(cols_from_jvps, J_soft, atol=1e-15)  # exercise 4: K JVPs give the columns
+
+M, N = 3, 4
+A, x, g = rng.normal(size=(M, N)), rng.normal(size=N), rng.normal(size=M)
+J_w = numerical_jacobian(lambda Z: Z @ x, A)  # shape (M, M, N)
+assert J_w.shape == (M, M, N)
+assert_allclose(J_w, np.einsum("ik,j->ikj", np.eye(M), x), atol=1e-9)  # exercise 3: delta_ik x_j
+assert_allclose(np.tensordot(g, J_w, axes=1), np.outer(g, x), atol=1e-9)  # the VJP is g^T x^T
+assert_allclose(np.outer(g, x), calculus.linear_vjp(x[None, :], A, g[None, :])[1])  # = chapter 1's dY^T X
+print("all four solutions check out")
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```
