@@ -63,11 +63,16 @@ for name in data.names():
         "title": spec.title,
         "train / test": f"{spec.expected_counts[0]:,} / {spec.expected_counts[1]:,}",
         "classes": len(spec.classes),
-        "files": ", ".join(f.filename for f in spec.files.values()),
-        "first URL": spec.urls[0],
+        "files": len(spec.files),
         "license": spec.license,
     })
 pd.DataFrame(rows).set_index("name")
+
+# %%
+for name in data.names():
+    spec = data.DATASETS[name]
+    print(f"{name}: {', '.join(f.filename for f in spec.files.values())}")
+    print(f"    from {spec.urls[0]}<file>")
 
 # %% [markdown]
 # ## Fashion-MNIST and MNIST
