@@ -1,0 +1,79 @@
+"""Generated, seeded toy datasets in two dimensions.
+
+Introduced in chapter 6 (MLP training dynamics), where a 2-D problem lets us look
+at decision boundaries and count the linear regions of a ReLU network directly.
+
+:func:`spirals` draws ``num_classes`` interleaved spiral arms: a many-class problem
+with curved boundaries, so that depth and width matter and the learned
+boundaries are worth plotting. The same ``seed`` always gives the same points.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = ["spirals"]
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def spirals(
+    n_per_class: int,
+    num_classes: int,
+    noise: float = 0.05,
+    seed: int = 0,
+    turns: float = 1.0,
+    shuffle: bool = True,
+):
+    """Points on ``num_classes`` interleaved spiral arms in the plane, one arm per class.
+
+    Class ``k`` has ``n_per_class`` points. For a point of class ``k`` the radius
+    ``r`` is drawn uniformly from ``[0.05, 1]`` and the angle is
+
+    .. math:: \\theta = 2\\pi k / K + 2\\pi\\,\\text{turns}\\cdot r,
+
+    so every arm winds ``turns`` times around the origin; the point is
+    ``r (cos θ, sin θ)`` plus isotropic Gaussian noise of standard deviation
+    ``noise`` (in the same units as the radius, which is at most 1). Arms are
+    ``2π r / K`` apart at radius ``r``, so they overlap near the centre: the
+    problem is not perfectly separable there, whatever the model.
+
+    Parameters
+    ----------
+    n_per_class : int, at least 1
+    num_classes : int, at least 2
+    noise : float, non-negative, the standard deviation of the added Gaussian noise
+    seed : int, non-negative; the same seed gives the same points
+    turns : float, positive, how many times each arm winds around the origin
+    shuffle : bool, shuffle the rows (otherwise they are grouped by class)
+
+    Returns
+    -------
+    X : float32 array of shape ``(n_per_class * num_classes, 2)``
+    y : int64 array of shape ``(n_per_class * num_classes,)`` with values ``0 .. num_classes - 1``
+    """
+    n_per_class = _check_int("n_per_class", n_per_class, 1)
+    num_classes = _check_int("num_classes", num_classes, 2)
+    seed = _check_int("seed", seed, 0)
+    if not isinstance(noise, numbers.Real) or isinstance(noise, bool) or not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"noise must be a finite non-negative number, got {noise!r}")
+    if not isinstance(turns, numbers.Real) or isinstance(turns, bool) or not np.isfinite(turns) or turns <= 0:
+        raise ValueError(f"turns must be a finite positive number, got {turns!r}")
+
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(num_classes, dtype=np.int64), n_per_class)
+    r = rng.uniform(0.05, 1.0, size=y.size)
+    theta = 2 * np.pi * y / num_classes + 2 * np.pi * float(turns) * r
+    X = np.column_stack([r * np.cos(theta), r * np.sin(theta)])
+    X = X + float(noise) * rng.standard_normal(X.shape)
+    if shuffle:
+        order = rng.permutation(y.size)
+        X, y = X[order], y[order]
+    return X.astype(np.float32), y
