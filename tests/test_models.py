@@ -1,0 +1,294 @@
+"""Tests of course_utils.models: the small CNN's backbone/head split and the pretrained-weight cache."""
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from course_utils import models
+from course_utils.models import SmallCNN, WeightsError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _images(n=6, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------- model
+def test_shapes_and_split():
+    model = SmallCNN(num_classes=7, channels=(4, 8), feature_dim=16, seed=0)
+    x = models.images_to_tensor(_images(5))
+    assert x.shape == (5, 1, 28, 28) and x.dtype == torch.float32
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    feats = model.features(x)
+    assert feats.shape == (5, 16)
+    assert (feats >= 0).all()  # the backbone ends with a ReLU
+    # forward is exactly head(features)
+    torch.testing.assert_close(model(x), model.head(feats), rtol=0, atol=0)
+    assert model(x).shape == (5, 7)
+
+
+def test_parameter_count_matches_formula():
+    c1, c2, d, k = 4, 8, 16, 7
+    model = SmallCNN(num_classes=k, channels=(c1, c2), feature_dim=d)
+    expected = (9 * 1 * c1 + c1) + (9 * c1 * c2 + c2) + (49 * c2 * d + d) + (d * k + k)
+    assert models.count_parameters(model) == expected
+    assert models.count_parameters(model.head) == d * k + k
+
+
+def test_seed_gives_same_weights_and_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a = SmallCNN(seed=3)
+    assert torch.equal(torch.get_rng_state(), state), "a seeded model must not consume the global torch RNG"
+    b = SmallCNN(seed=3)
+    c = SmallCNN(seed=4)
+    for (na, pa), (_, pb), (_, pc) in zip(a.named_parameters(), b.named_parameters(), c.named_parameters()):
+        assert torch.equal(pa, pb), na
+    assert not torch.equal(a.head.weight, c.head.weight)
+
+
+def test_replace_head_keeps_backbone():
+    model = SmallCNN(num_classes=10, feature_dim=16, seed=0)
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    model.replace_head(4, seed=1)
+    assert model.head.out_features == 4 and model.num_classes == 4
+    for k, v in model.backbone.state_dict().items():
+        assert torch.equal(v, before[k])
+    other = SmallCNN(num_classes=10, feature_dim=16, seed=5).replace_head(4, seed=1)
+    assert torch.equal(other.head.weight, model.head.weight)  # head depends on its seed only
+
+
+def test_frozen_backbone_gets_no_gradient_and_does_not_change():
+    model = SmallCNN(num_classes=3, channels=(4, 8), feature_dim=16, seed=0)
+    models.set_backbone_trainable(model, False)
+    assert models.count_parameters(model, trainable_only=True) == models.count_parameters(model.head)
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    x = models.images_to_tensor(_images(8))
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    head_before = model.head.weight.clone()
+    for _ in range(3):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    assert all(p.grad is None for p in model.backbone.parameters())
+    for k, v in model.backbone.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert not torch.equal(model.head.weight, head_before)
+    models.set_backbone_trainable(model, True)
+    assert models.count_parameters(model, trainable_only=True) == models.count_parameters(model)
+
+
+def test_extract_features_matches_features_and_keeps_mode():
+    model = SmallCNN(channels=(4, 8), feature_dim=16, seed=0).train()
+    X = _images(7)
+    f = models.extract_features(model, X, batch_size=3)  # uneven batches
+    assert f.shape == (7, 16) and f.dtype == np.float32
+    with torch.no_grad():
+        ref = model.features(models.images_to_tensor(X)).numpy()
+    np.testing.assert_allclose(f, ref, rtol=1e-6, atol=1e-6)
+    assert model.training
+
+
+def test_bad_inputs_have_clear_errors():
+    model = SmallCNN(seed=0)
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
+        model(torch.zeros(2, 28, 28))
+    with pytest.raises(TypeError, match="floating-point"):
+        model(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        model(np.zeros((2, 1, 28, 28), dtype=np.float32))
+    with pytest.raises(TypeError, match="uint8"):
+        models.images_to_tensor(np.zeros((2, 28, 28)))
+    with pytest.raises(ValueError, match=r"\(N, 28, 28\)"):
+        models.images_to_tensor(np.zeros((2, 784), dtype=np.uint8))
+    with pytest.raises(ValueError, match="num_classes"):
+        SmallCNN(num_classes=1)
+    with pytest.raises(ValueError, match="channels"):
+        SmallCNN(channels=(4,))
+    with pytest.raises(ValueError, match="seed"):
+        SmallCNN(seed=-1)
+
+
+# --------------------------------------------------------------------------- cache
+def test_cache_dir_follows_course_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "c"))
+    assert models.cache_dir() == tmp_path / "c"
+    p = models.cached_weights_path("small-cnn", {"a": 1})
+    assert p.parent == tmp_path / "c" / "models" and p.suffix == ".pt"
+
+
+def test_config_digest_is_order_free_and_key_sensitive():
+    assert models.config_digest({"a": 1, "b": [1, 2]}) == models.config_digest({"b": [1, 2], "a": 1})
+    assert models.config_digest({"a": 1}) != models.config_digest({"a": 2})
+    p1 = models.cached_weights_path("m", {"lr": 1e-3}, root="/r")
+    p2 = models.cached_weights_path("m", {"lr": 1e-2}, root="/r")
+    assert p1 != p2 and p1.name.startswith("m-")
+    with pytest.raises(TypeError, match="JSON"):
+        models.config_digest({"a": object()})
+    with pytest.raises(ValueError, match="file-name"):
+        models.cached_weights_path("../x", {}, root="/r")
+
+
+def test_save_load_roundtrip_and_checksum(tmp_path):
+    config = {"epochs": 1}
+    a = SmallCNN(channels=(4, 8), feature_dim=16, seed=0)
+    path = tmp_path / "models" / "w.pt"
+    digest = models.save_weights(a, path, config=config)
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["sha256"] == digest == models.file_sha256(path)
+    assert not list(tmp_path.rglob("*.tmp*")), "temporary files must be renamed away"
+    b = SmallCNN(channels=(4, 8), feature_dim=16, seed=1)
+    assert models.load_weights(b, path, config=config) == digest
+    for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(va, vb), k
+
+
+def test_load_rejects_corruption_config_and_shape(tmp_path):
+    a = SmallCNN(channels=(4, 8), feature_dim=16, seed=0)
+    path = tmp_path / "w.pt"
+    models.save_weights(a, path, config={"epochs": 1})
+    b = SmallCNN(channels=(4, 8), feature_dim=16, seed=1)
+    b_before = {k: v.clone() for k, v in b.state_dict().items()}
+    with pytest.raises(WeightsError, match="another configuration"):
+        models.load_weights(b, path, config={"epochs": 2})
+    with pytest.raises(WeightsError, match="does not fit"):
+        models.load_weights(SmallCNN(channels=(4, 8), feature_dim=32), path)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="SHA-256 mismatch"):
+        models.load_weights(b, path)
+    for k, v in b.state_dict().items():
+        assert torch.equal(v, b_before[k]), "a rejected file must leave the model unchanged"
+    path.with_suffix(".json").unlink()
+    with pytest.raises(WeightsError, match="no checksum record"):
+        models.load_weights(b, path)
+    with pytest.raises(WeightsError, match="no weights file"):
+        models.load_weights(b, tmp_path / "missing.pt")
+
+
+def _pretrain_fn(calls):
+    def pretrain(model):
+        calls.append(1)
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(16, 1, 28, 28, generator=g)
+        y = torch.randint(0, model.num_classes, (16,), generator=g)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(2):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        torch.rand(3)  # consumes the global RNG: load_or_pretrain must hide this
+        np.random.rand(3)
+        random.random()
+
+    return pretrain
+
+
+def test_load_or_pretrain_caches_identical_weights_and_rng_state(tmp_path, capsys):
+    config = {"steps": 2}
+    calls = []
+    torch.manual_seed(7), np.random.seed(7), random.seed(7)
+    trained = SmallCNN(num_classes=3, channels=(4, 8), feature_dim=16, seed=0)
+    assert models.load_or_pretrain(trained, config, _pretrain_fn(calls), root=tmp_path) == "trained"
+    after_train = (torch.rand(1).item(), np.random.rand(), random.random())
+    assert "saved to the cache" in capsys.readouterr().out
+
+    torch.manual_seed(7), np.random.seed(7), random.seed(7)
+    loaded = SmallCNN(num_classes=3, channels=(4, 8), feature_dim=16, seed=0)
+    assert models.load_or_pretrain(loaded, config, _pretrain_fn(calls), root=tmp_path) == "cache"
+    after_load = (torch.rand(1).item(), np.random.rand(), random.random())
+    assert calls == [1], "the second call must not train"
+    assert after_train == after_load, "random state after the call must not depend on where the weights came from"
+    for (k, va), (_, vb) in zip(trained.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(va, vb), k
+    assert not trained.training and not loaded.training
+    untouched = SmallCNN(num_classes=3, channels=(4, 8), feature_dim=16, seed=0)
+    assert not torch.equal(untouched.head.weight, loaded.head.weight)
+
+    # another configuration or another architecture gets another file
+    other = SmallCNN(num_classes=3, channels=(4, 8), feature_dim=16, seed=0)
+    assert models.load_or_pretrain(other, {"steps": 3}, _pretrain_fn(calls), root=tmp_path, verbose=False) == "trained"
+    wider = SmallCNN(num_classes=3, channels=(4, 8), feature_dim=32, seed=0)
+    assert models.load_or_pretrain(wider, config, _pretrain_fn(calls), root=tmp_path, verbose=False) == "trained"
+    assert len(calls) == 3
+    assert len(list((tmp_path / "models").glob("*.pt"))) == 3
+
+
+def test_load_or_pretrain_retrains_on_corrupted_cache(tmp_path, capsys):
+    config = {"steps": 2}
+    calls = []
+    model = SmallCNN(num_classes=3, channels=(4, 8), feature_dim=16, seed=0)
+    models.load_or_pretrain(model, config, _pretrain_fn(calls), root=tmp_path, verbose=False)
+    reference = {k: v.clone() for k, v in model.state_dict().items()}
+    (path,) = (tmp_path / "models").glob("*.pt")
+    path.write_bytes(path.read_bytes()[:-10])  # truncated
+    fresh = SmallCNN(num_classes=3, channels=(4, 8), feature_dim=16, seed=0)
+    assert models.load_or_pretrain(fresh, config, _pretrain_fn(calls), root=tmp_path) == "trained"
+    assert "rejected" in capsys.readouterr().out
+    assert len(calls) == 2
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, reference[k]), "deterministic pretraining must reproduce the weights"
+    assert models.load_or_pretrain(fresh, config, _pretrain_fn(calls), root=tmp_path, verbose=False) == "cache"
+
+
+# --------------------------------------------------------------------------- optional ResNet-18
+def test_resnet18_skips_cleanly_without_torchvision(monkeypatch):
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    path, note = models.find_resnet18_weights()
+    assert path is None and "torchvision is not installed" in note
+
+
+def test_resnet18_skips_cleanly_without_weights(monkeypatch, tmp_path):
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    path, note = models.find_resnet18_weights()
+    assert path is None and "no ImageNet ResNet-18 weights" in note and "nothing is downloaded" in note
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "resnet18-f37072fd.pth").write_bytes(b"")
+    path, note = models.find_resnet18_weights()
+    assert path.name == "resnet18-f37072fd.pth"
+
+
+def test_resnet18_features_plumbing():
+    """resnet18_features drops the last layer and feeds 3-channel, resized, normalised images."""
+    seen = {}
+
+    class Fake(nn.Module):  # children() order like torchvision's ResNet: ..., avgpool, fc
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 5, 1)
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(5, 1000)
+
+        def forward(self, x):  # not used by resnet18_features
+            raise AssertionError
+
+    fake = Fake()
+
+    def hook(module, inputs, output):
+        seen.setdefault("shape", tuple(inputs[0].shape))
+        seen.setdefault("mean", inputs[0].mean(dim=(0, 2, 3)))
+
+    fake.conv.register_forward_hook(hook)
+    f = models.resnet18_features(fake, _images(3), size=32, batch_size=2)
+    assert f.shape == (3, 5)
+    assert seen["shape"] == (2, 3, 32, 32)
+    # the three channels hold the same grey image, normalised per channel with the ImageNet statistics
+    grey = models.images_to_tensor(_images(3))[:2]
+    grey = nn.functional.interpolate(grey, size=(32, 32), mode="bilinear", align_corners=False).mean()
+    expected = (grey - torch.tensor(models.IMAGENET_MEAN)) / torch.tensor(models.IMAGENET_STD)
+    torch.testing.assert_close(seen["mean"], expected, rtol=1e-5, atol=1e-5)
