@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The book's task runner: one file, standard library only, so it runs on a bare Python 3.11.
 
-    python3 dev.py build      the site into _build/html (executes only notebooks whose code changed)
+    python3 dev.py build      the site into _build/html (executes only notebooks whose code, or course_utils, changed)
     python3 dev.py test       unit tests, notebook pairing checks and nbval over every notebook
     python3 dev.py execute    re-execute every notebook from its .py (or only the ones named)
     python3 dev.py stats      rewrite book/execution-statistics.md from the notebooks' metadata
@@ -78,6 +78,20 @@ def code_hash(nb) -> str:
     return h.hexdigest()
 
 
+def deps_hash() -> str:
+    """SHA-256 over the code every notebook imports besides its own: course_utils and train.py.
+
+    Outputs depend on it as much as on the notebook's cells (a changed optimizer changes every
+    number it trains), so a change here marks every notebook stale.
+    """
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "course_utils").rglob("*.py")) + [ROOT / "train.py"]:
+        if path.exists():
+            h.update(path.relative_to(ROOT).as_posix().encode() + b"\x00")
+            h.update(path.read_bytes().replace(b"\r\n", b"\n") + b"\x00")
+    return h.hexdigest()
+
+
 def _read_pair(py: Path):
     import jupytext
 
@@ -93,7 +107,8 @@ def is_stale(py: Path) -> bool:
     if stored is None:
         return True
     record = stored.metadata.get(META_KEY, {})
-    return record.get("code_sha256") != code_hash(source) or record.get("status") != "ok"
+    return (record.get("code_sha256") != code_hash(source) or record.get("deps_sha256") != deps_hash()
+            or record.get("status") != "ok")
 
 
 def _finalise_metadata(nb) -> None:
@@ -141,6 +156,7 @@ def execute(py: Path) -> dict:
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     record = {
         "code_sha256": code_hash(nb),
+        "deps_sha256": deps_hash(),
         "status": status,
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(cpu, 1),

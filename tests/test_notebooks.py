@@ -55,6 +55,9 @@ def test_outputs_are_fresh_and_error_free(py):
     assert record.get("status") == "ok", f"{py.name}: last execution status {record.get('status')!r}"
     assert record.get("code_sha256") == dev.code_hash(jupytext.read(py)), (
         f"{py.name}: the stored outputs were produced by other code; re-execute it")
+    assert record.get("deps_sha256") == dev.deps_hash(), (
+        f"{py.name}: course_utils or train.py changed since its outputs were made; "
+        "re-execute it (`python3 dev.py execute`)")
     code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
     assert all(c.get("execution_count") is not None for c in code), f"{py.name}: unexecuted code cells"
     errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
