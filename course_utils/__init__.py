@@ -12,6 +12,7 @@ Modules (each imported on first use, ``course_utils.data`` or ``from course_util
 - ``optim``    from-scratch optimizers (chapters 3, 5)
 - ``network``  the from-scratch feedforward classifier (chapter 5)
 - ``sweeps``   hyperparameter search helpers (chapter 5)
+- ``toy_data`` seeded synthetic 2-D datasets (chapter 6)
 - ``models``   small PyTorch models (chapter 7)
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ import importlib
 
 __version__ = "0.1.0"
 REPOSITORY = "https://github.com/nn-training-course/nn-training-book"
-_SUBMODULES = {"checks", "runtime", "plots", "data", "training", "graph", "calculus", "optim", "network", "sweeps", "models"}
+_SUBMODULES = {"checks", "runtime", "plots", "data", "training", "graph", "calculus", "optim", "network", "sweeps", "toy_data", "models"}
 
 
 def __getattr__(name: str):

@@ -78,7 +78,7 @@ for name in data.names():
 # ## Fashion-MNIST and MNIST
 #
 # Both have 60,000 training and 10,000 test images of 28×28 grey levels in ten classes
-# {cite}`xiao2017fashion,lecun1998gradient`. The note printed first says which data was loaded;
+# {cite}`ch00-xiao2017fashion,ch00-lecun1998gradient`. The note printed first says which data was loaded;
 # the table counts the images of each class in each split.
 
 # %%
@@ -138,7 +138,7 @@ stats.round(3)
 # %% [markdown]
 # ## Sign Language MNIST, or its stand-in
 #
-# Sign Language MNIST {cite}`signmnist2017` has 27,455 training and 7,172 test images of 24 hand
+# Sign Language MNIST {cite}`ch00-signmnist2017` has 27,455 training and 7,172 test images of 24 hand
 # letters (J and Z need motion and are absent). It is distributed as two CSV files and downloaded
 # on first use. Asked for plainly, a missing dataset is an error that says what is missing and
 # where it looked (here we print its first lines; the full message also lists the places searched
@@ -194,4 +194,5 @@ assert (np.bincount(y_val) == 600).all() and len(X_tr) == 54_000
 #
 # ```{bibliography}
 # :filter: docname in docnames
+# :keyprefix: ch00-
 # ```

@@ -75,7 +75,7 @@ print(info)
 # $$ (eq-jac-def)
 #
 # This is the *numerator layout* (the shape of the numerator $f$ comes first), the
-# convention of {cite}`deisenroth2020mml`. Two consequences we use all the time:
+# convention of {cite}`ch02-deisenroth2020mml`. Two consequences we use all the time:
 #
 # * The derivative of a **scalar** $f$ with respect to $x\in\mathbb{R}^D$ is a
 #   $1\times D$ **row**. The **gradient** is its transpose, the column
@@ -98,7 +98,7 @@ print(info)
 # scalar-valued function those two return an array of shape `(D,)`, so we reshape it to
 # the $1\times D$ row. (Some texts use the transposed *denominator layout*, in which these
 # derivatives are columns: check a source's convention before copying a formula from it,
-# for example from the Matrix Cookbook {cite}`petersen2012matrix`.)
+# for example from the Matrix Cookbook {cite}`ch02-petersen2012matrix`.)
 #
 # The defining example: $f(x) = Wx$ has Jacobian $W$ itself, $M\times D$, not $W^\top$.
 
@@ -143,7 +143,7 @@ def compare(name, closed, autograd, finite_diff):
 # %% [markdown]
 # ## Three Jacobians: a scalar, a product, a matrix
 #
-# The three functions below are exercises of chapter 5 of {cite}`deisenroth2020mml`.
+# The three functions below are exercises of chapter 5 of {cite}`ch02-deisenroth2020mml`.
 #
 # **A scalar function of two variables.** $f_1(x) = \sin(x_1)\cos(x_2)$ with
 # $x\in\mathbb{R}^2$ maps $\mathbb{R}^2\to\mathbb{R}$, so $\partial f_1/\partial x$ is $1\times 2$:
@@ -367,8 +367,8 @@ compare("tanh(Ax + b)", J, autograd_jacobian(f, x), numerical_jacobian(f, x))
 #
 # Each step is a **vector-Jacobian product** (VJP): $O(n^2)$ work, and a result the size of
 # the layer's input. This is reverse-mode automatic differentiation
-# {cite}`griewank2008evaluating,baydin2018autodiff`, the backward pass of backpropagation
-# {cite}`rumelhart1986backprop`. Better still, a VJP rarely needs the Jacobian at all. For the
+# {cite}`ch02-griewank2008evaluating,ch02-baydin2018autodiff`, the backward pass of backpropagation
+# {cite}`ch02-rumelhart1986backprop`. Better still, a VJP rarely needs the Jacobian at all. For the
 # `tanh` layer,
 #
 # $$
@@ -653,7 +653,7 @@ print("the pattern holds: the full Jacobian is slower by a factor that grows wit
 # reverse-mode engine, chapter 1's `Linear` included, needs only a rule that maps the
 # gradient of its output to the gradients of its inputs, using the structure of its
 # Jacobian (diagonal for elementwise functions, a matrix product for `Linear`) instead of
-# storing it. PyTorch's autograd is built the same way {cite}`paszke2019pytorch`.
+# storing it. PyTorch's autograd is built the same way {cite}`ch02-paszke2019pytorch`.
 #
 # ## Summary
 #
@@ -749,7 +749,7 @@ print("the pattern holds: the full Jacobian is slower by a factor that grows wit
 # For a loss ($m = 1$), one VJP (one backward pass) gives all $10^6$ partial derivatives,
 # where forward mode would need $10^6$ JVPs: this is why training uses reverse mode. For
 # $F:\mathbb{R}\to\mathbb{R}^{1000}$ it is the other way round: one JVP gives the whole
-# $1000\times 1$ Jacobian, reverse mode would need 1000 VJPs {cite}`baydin2018autodiff`. The code
+# $1000\times 1$ Jacobian, reverse mode would need 1000 VJPs {cite}`ch02-baydin2018autodiff`. The code
 # cell below builds the softmax Jacobian both ways, row by row from VJPs and column by column from JVPs.
 # ```
 #
@@ -791,4 +791,5 @@ print("all four solutions check out")
 #
 # ```{bibliography}
 # :filter: docname in docnames
+# :keyprefix: ch02-
 # ```
