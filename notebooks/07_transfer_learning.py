@@ -49,9 +49,9 @@ BATCH_SIZE = 32
 LONG_EPOCHS = 10         # the longer run; its first epoch is the one-epoch run
 LOGREG_CS = [0.01, 0.1, 1.0, 10.0]   # inverse L2 strengths for logistic regression
 XGB_MAX_DEPTHS = [2, 4]  # gradient-boosted trees: 100 trees of each depth
-# Everything runs on the CPU: the networks are small, and one device keeps the outputs the same on
-# every machine. A reader with more time (or a GPU, after changing device="cpu" below) may raise
-# N_SOURCE, SOURCE_EPOCHS, LONG_EPOCHS and the per-class sizes; the numbers then differ from the book's.
+# Everything runs on the CPU, also where a GPU is present: the networks are small, and one device
+# keeps the outputs the same on every machine. A reader with more time may raise N_SOURCE,
+# SOURCE_EPOCHS, LONG_EPOCHS and the per-class sizes; the numbers then differ from the book's.
 
 # %%
 import copy

@@ -292,3 +292,40 @@ def test_resnet18_features_plumbing():
     grey = nn.functional.interpolate(grey, size=(32, 32), mode="bilinear", align_corners=False).mean()
     expected = (grey - torch.tensor(models.IMAGENET_MEAN)) / torch.tensor(models.IMAGENET_STD)
     torch.testing.assert_close(seen["mean"], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_resnet18_with_real_torchvision_loads_a_checkpoint_and_extracts_features(monkeypatch, tmp_path):
+    """The optional section's whole path with the real torchvision model (random weights stand in for
+    ImageNet's, which are never downloaded): find the checkpoint, load it, extract 512 features, on the
+    CPU and, where there is one, on the GPU."""
+    torchvision = pytest.importorskip("torchvision")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "checkpoints" / "resnet18-f37072fd.pth")
+    path, note = models.find_resnet18_weights()
+    assert path is not None and "resnet18-f37072fd.pth" in note
+    model = models.imagenet_resnet18(path)
+    assert not model.training
+    features = models.resnet18_features(model, _images(5), size=64, batch_size=2)
+    assert features.shape == (5, 512) and features.dtype == np.float32 and np.isfinite(features).all()
+    assert np.allclose(features, models.resnet18_features(model, _images(5), size=64, batch_size=5), atol=1e-5)
+    if torch.cuda.is_available():
+        # cuDNN's default TF32 convolutions round to 10-bit mantissas (differences of ~3e-3 were seen
+        # on an H200 over ResNet-18's 20 layers): compare the plumbing in full float32.
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+        monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+        on_gpu = models.resnet18_features(model.to("cuda"), _images(5), size=64, batch_size=2)
+        np.testing.assert_allclose(on_gpu, features, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_small_cnn_features_on_cuda_match_cpu(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # full float32, as on the CPU
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    net = SmallCNN(seed=0)
+    X = _images(7)
+    cpu = models.extract_features(net, X, batch_size=3)
+    gpu = models.extract_features(net.to("cuda"), X, batch_size=3)
+    assert gpu.shape == cpu.shape == (7, net.feature_dim)
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)

@@ -92,3 +92,15 @@ def test_plot_helpers_draw_what_they_are_given():
     ax = plots.decision_boundary(lambda g: (g[:, 0] > 0).astype(int), X, (X[:, 0] > 0).astype(int), resolution=20)
     assert ax.get_xlabel() == "$x_1$"
     plt.close(ax.figure)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_get_device_prefers_cuda_on_a_gpu():
+    assert runtime.get_device("cuda").type == "cuda"
+    assert str(runtime.init(0)).startswith("seed=0, device=cuda")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="only meaningful without a GPU")
+def test_get_device_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="torch.cuda.is_available"):
+        runtime.get_device("cuda")

@@ -51,3 +51,26 @@ def test_as_float_images_scales_and_shapes():
     assert training.as_float_images(X, scale="raw", flatten=False).shape == (3, 1, 28, 28)
     with pytest.raises(ValueError, match="scale must be"):
         training.as_float_images(X, scale="std")
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@cuda
+def test_fit_evaluate_predict_on_cuda_agree_with_cpu():
+    """The same seeded run on the GPU and on the CPU: the helpers move model and batches, results agree."""
+    X, y = blobs()
+    results = {}
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)  # built on CPU parameters: fit moves them in place
+        hist = training.fit(model, training.make_loader(X, y, 16, seed=0), loss_fn=nn.CrossEntropyLoss(),
+                            optimizer=opt, num_epochs=3, val_loader=training.make_loader(X, y, 64, shuffle=False),
+                            device=device, progress=False)
+        assert next(model.parameters()).device.type == device
+        pred = training.predict(model, X)  # the model's device, numpy out
+        assert isinstance(pred, np.ndarray) and pred.shape == (200,)
+        results[device] = (hist, pred)
+    np.testing.assert_allclose(results["cuda"][0]["train_loss"], results["cpu"][0]["train_loss"], rtol=1e-4)
+    assert (results["cuda"][1] == results["cpu"][1]).mean() > 0.99
