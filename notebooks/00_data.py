@@ -29,11 +29,18 @@
 # Prerequisites: none.
 
 # %% tags=["remove-cell"]
-# Colab setup: install the course package from the repository (no-op elsewhere).
-import subprocess, sys
+# Colab setup: install course_utils and what this chapter needs (a no-op elsewhere).
+import os
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "course-utils @ git+https://github.com/nn-training-course/nn-training-book@main"], check=True)
+    source = os.environ.get(
+        "COURSE_BOOK_SOURCE",
+        "git+https://github.com/nn-training-course/nn-training-book@main",
+    )
+    package = f"course-utils[ch00] @ {source}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %% tags=["parameters"]
 SEED = 0  # seeds the sample choice and the validation split
@@ -58,14 +65,16 @@ print(info)
 rows = []
 for name in data.names():
     spec = data.DATASETS[name]
-    rows.append({
-        "name": name,
-        "title": spec.title,
-        "train / test": f"{spec.expected_counts[0]:,} / {spec.expected_counts[1]:,}",
-        "classes": len(spec.classes),
-        "files": len(spec.files),
-        "license": spec.license,
-    })
+    rows.append(
+        {
+            "name": name,
+            "title": spec.title,
+            "train / test": f"{spec.expected_counts[0]:,} / {spec.expected_counts[1]:,}",
+            "classes": len(spec.classes),
+            "files": len(spec.files),
+            "license": spec.license,
+        }
+    )
 pd.DataFrame(rows).set_index("name")
 
 # %%
@@ -90,24 +99,35 @@ for ds in datasets.values():
 # %%
 def one_per_class(ds, rng):
     """The index of one randomly chosen training image of every class."""
-    return np.array([rng.choice(np.flatnonzero(ds.y_train == k)) for k in range(ds.num_classes)])
+    return np.array(
+        [rng.choice(np.flatnonzero(ds.y_train == k)) for k in range(ds.num_classes)]
+    )
 
 
 rng = np.random.default_rng(SEED)
 for ds in datasets.values():
     idx = one_per_class(ds, rng)
-    fig = plots.image_grid(ds.X_train[idx], titles=[ds.classes[k] for k in range(ds.num_classes)], ncols=10,
-                           suptitle=f"{ds.title}: one training image per class")
+    fig = plots.image_grid(
+        ds.X_train[idx],
+        titles=[ds.classes[k] for k in range(ds.num_classes)],
+        ncols=10,
+        suptitle=f"{ds.title}: one training image per class",
+    )
     plt.show()
 
 # %%
-counts = pd.concat({ds.title: ds.counts().reset_index(drop=True) for ds in datasets.values()}, axis=1)
+counts = pd.concat(
+    {ds.title: ds.counts().reset_index(drop=True) for ds in datasets.values()}, axis=1
+)
 counts.index.name = "label"
 counts.loc["total"] = counts.sum()
 counts
 
 # %%
-assert all(ds.counts()["test"].sum() == 10_000 and ds.counts()["train"].sum() == 60_000 for ds in datasets.values())
+assert all(
+    ds.counts()["test"].sum() == 10_000 and ds.counts()["train"].sum() == 60_000
+    for ds in datasets.values()
+)
 assert (datasets["fashion-mnist"].counts()["train"] == 6000).all()  # perfectly balanced
 
 # %% [markdown]
@@ -128,11 +148,16 @@ for ds in datasets.values():
 # Fashion-MNIST's images are brighter and more spread out than MNIST's mostly black background.
 
 # %%
-stats = pd.DataFrame({
-    ds.title: {"mean (0-255)": ds.X_train.mean(), "std (0-255)": ds.X_train.std(),
-               "share of zero pixels": (ds.X_train == 0).mean()}
-    for ds in datasets.values()
-}).T
+stats = pd.DataFrame(
+    {
+        ds.title: {
+            "mean (0-255)": ds.X_train.mean(),
+            "std (0-255)": ds.X_train.std(),
+            "share of zero pixels": (ds.X_train == 0).mean(),
+        }
+        for ds in datasets.values()
+    }
+).T
 stats.round(3)
 
 # %% [markdown]
@@ -161,8 +186,12 @@ else:
 sign = data.load("sign-mnist", stand_in=True)
 print(sign.note())
 idx = one_per_class(sign, rng)
-fig = plots.image_grid(sign.X_train[idx], titles=sign.classes, ncols=min(12, sign.num_classes),
-                       suptitle=f"{sign.title}: one training image per class")
+fig = plots.image_grid(
+    sign.X_train[idx],
+    titles=sign.classes,
+    ncols=min(12, sign.num_classes),
+    suptitle=f"{sign.title}: one training image per class",
+)
 plt.show()
 
 # %% [markdown]
@@ -173,8 +202,12 @@ plt.show()
 
 # %%
 ds = datasets["fashion-mnist"]
-X_tr, X_val, y_tr, y_val = data.train_val_split(ds.X_train, ds.y_train, val_fraction=0.1, seed=SEED)
-split = pd.DataFrame({"train": np.bincount(y_tr), "validation": np.bincount(y_val)}, index=ds.classes)
+X_tr, X_val, y_tr, y_val = data.train_val_split(
+    ds.X_train, ds.y_train, val_fraction=0.1, seed=SEED
+)
+split = pd.DataFrame(
+    {"train": np.bincount(y_tr), "validation": np.bincount(y_val)}, index=ds.classes
+)
 split.loc["total"] = split.sum()
 split.T
 

@@ -31,11 +31,18 @@
 # transposes. Chapter 2 treats Jacobians and the chain rule for vectors and matrices in depth.
 
 # %% tags=["remove-cell"]
-# Colab setup: install the course package from the repository (no-op elsewhere).
-import subprocess, sys
+# Colab setup: install course_utils and what this chapter needs (a no-op elsewhere).
+import os
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "course-utils @ git+https://github.com/nn-training-course/nn-training-book@main"], check=True)
+    source = os.environ.get(
+        "COURSE_BOOK_SOURCE",
+        "git+https://github.com/nn-training-course/nn-training-book@main",
+    )
+    package = f"course-utils[ch01] @ {source}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %% tags=["parameters"]
 SEED = 0
@@ -44,7 +51,7 @@ SEED = 0
 # (about 100 000 updates here). This chapter runs on the CPU only (NumPy); a faster
 # machine may raise N_TRAIN and N_TEST.
 N_TRAIN = 2048
-N_TEST = 10_000          # only evaluated, so a large test set is cheap
+N_TEST = 10_000  # only evaluated, so a large test set is cheap
 # The batch-size study (the setup of the source assignment)
 BATCH_SIZES = [1, 4, 8, 16, 64, 128, 256, 512, 1024]
 NUM_EPOCHS = 50
@@ -202,8 +209,8 @@ print(inspect.getsource(G.Linear.backward))
 rng = np.random.default_rng(SEED)
 x = G.Input("x", value=rng.normal(size=(5, 3)), requires_grad=True)
 lin = G.Linear(x, 3, 2, rng=rng, name="linear")
-lin.b.value[:] = rng.normal(size=2)          # a non-zero bias (parameters change in place)
-Y_bar = rng.normal(size=(5, 2))              # the upstream gradient dL/dY, shape (batch, out)
+lin.b.value[:] = rng.normal(size=2)  # a non-zero bias (parameters change in place)
+Y_bar = rng.normal(size=(5, 2))  # the upstream gradient dL/dY, shape (batch, out)
 G.forward(lin)
 G.backward(lin, grad=Y_bar)
 A, X = lin.A.value, x.value
@@ -221,19 +228,27 @@ assert_allclose(lin.b.grad, Y_bar_c.sum(axis=1))
 
 def fd_linear(which):
     """Central differences of sum(Y_bar * Y) with respect to X, A or b."""
+
     def f(v):
-        X_, A_, b_ = (v if which == k else d for k, d in (("X", X), ("A", A), ("b", lin.b.value)))
+        X_, A_, b_ = (
+            v if which == k else d for k, d in (("X", X), ("A", A), ("b", lin.b.value))
+        )
         return np.sum(Y_bar * (X_ @ A_.T + b_))
+
     return numerical_gradient(f, {"X": X, "A": A, "b": lin.b.value}[which])
 
 
 Xt, At, bt = (torch.tensor(a, requires_grad=True) for a in (X, A, lin.b.value))
 F.linear(Xt, At, bt).backward(torch.tensor(Y_bar))
-for name, ours, fd, tg in [("dL/dX", x.grad, fd_linear("X"), Xt.grad),
-                           ("dL/dA", lin.A.grad, fd_linear("A"), At.grad),
-                           ("dL/db", lin.b.grad, fd_linear("b"), bt.grad)]:
+for name, ours, fd, tg in [
+    ("dL/dX", x.grad, fd_linear("X"), Xt.grad),
+    ("dL/dA", lin.A.grad, fd_linear("A"), At.grad),
+    ("dL/db", lin.b.grad, fd_linear("b"), bt.grad),
+]:
     assert relative_error(ours, fd) < 1e-6 and relative_error(ours, tg.numpy()) < 1e-12
-    print(f"{name} shape {str(ours.shape):<7} = formula = finite differences (rel. err < 1e-6) = torch.autograd (< 1e-12)")
+    print(
+        f"{name} shape {str(ours.shape):<7} = formula = finite differences (rel. err < 1e-6) = torch.autograd (< 1e-12)"
+    )
 
 # %% [markdown]
 # ## `Linear` replaces a Multiply node and an Add node
@@ -242,6 +257,7 @@ for name, ours, fd, tg in [("dL/dX", x.grad, fd_linear("X"), Xt.grad),
 # $Z = XA^\top$ and a bias **Add** $Y = Z + \mathbf{1}b^\top$, and then replaces them by one `Linear`
 # node. Writing a node takes a dozen lines; here are the two, in the notebook, as
 # subclasses of `G.Node`:
+
 
 # %%
 class Multiply(G.Node):
@@ -273,9 +289,9 @@ class Add(G.Node):
         self.value = self.inputs[0].value + self.b.value
 
     def backward(self):
-        self.b.grad += self.grad.sum(axis=0)          # b was broadcast over the batch: sum back
+        self.b.grad += self.grad.sum(axis=0)  # b was broadcast over the batch: sum back
         if self.inputs[0].grad is not None:
-            self.inputs[0].grad += self.grad          # d(z + b)/dz = identity
+            self.inputs[0].grad += self.grad  # d(z + b)/dz = identity
 
 
 # %% [markdown]
@@ -285,7 +301,10 @@ class Add(G.Node):
 
 # %%
 rng_demo = np.random.default_rng(1)
-A0, b0 = rng_demo.normal(size=(1, 2)), rng_demo.normal(size=1)   # shared parameter values
+A0, b0 = (
+    rng_demo.normal(size=(1, 2)),
+    rng_demo.normal(size=1),
+)  # shared parameter values
 X_demo, y_demo = rng_demo.normal(size=(8, 2)), rng_demo.integers(0, 2, 8)
 
 x1, y1 = G.Input("x", value=X_demo), G.Input("y", value=y_demo)
@@ -302,9 +321,13 @@ for loss in (loss_two, loss_one):
 assert_allclose(loss_two.value, loss_one.value, rtol=1e-15)
 for p_two, p_one in zip(G.parameters(loss_two), G.parameters(loss_one)):
     assert_allclose(p_two.grad, p_one.grad, rtol=1e-14)
-    print(f"{p_two.name:<11} gradient {p_two.grad.round(4)} = {p_one.name:<8} gradient {p_one.grad.round(4)}")
+    print(
+        f"{p_two.name:<11} gradient {p_two.grad.round(4)} = {p_one.name:<8} gradient {p_one.grad.round(4)}"
+    )
 for name, loss in (("Multiply + Add", loss_two), ("Linear", loss_one)):
-    print(f"{name:<15} graph: {' -> '.join(type(n).__name__ for n in G.topological_sort(loss))}")
+    print(
+        f"{name:<15} graph: {' -> '.join(type(n).__name__ for n in G.topological_sort(loss))}"
+    )
 print(f"same loss: {float(loss_two.value):.4f} = {float(loss_one.value):.4f}")
 
 
@@ -328,7 +351,11 @@ check_rng = np.random.default_rng(2)
 
 def leaf(shape, scale=1.0, probabilities=False):
     """An Input that receives a gradient: normal values * scale, or probabilities in (0.05, 0.95)."""
-    value = check_rng.uniform(0.05, 0.95, size=shape) if probabilities else scale * check_rng.normal(size=shape)
+    value = (
+        check_rng.uniform(0.05, 0.95, size=shape)
+        if probabilities
+        else scale * check_rng.normal(size=shape)
+    )
     return G.Input("leaf", value=value, requires_grad=True)
 
 
@@ -336,12 +363,17 @@ def check(node, leaves, torch_fn):
     """Gradients of a node's output (a scalar loss, or sum(upstream * value)) w.r.t. its leaves:
     the engine vs central finite differences and vs torch.autograd. Returns the two max relative errors."""
     G.forward(node)
-    upstream = None if np.ndim(node.value) == 0 else check_rng.normal(size=node.value.shape)
+    upstream = (
+        None if np.ndim(node.value) == 0 else check_rng.normal(size=node.value.shape)
+    )
     G.backward(node, grad=upstream)
     ours = [lf.grad.copy() for lf in leaves]
 
     def scalar(v, lf):
-        old, lf.value = lf.value, v       # rebinding is fine here: nothing else holds these arrays
+        old, lf.value = (
+            lf.value,
+            v,
+        )  # rebinding is fine here: nothing else holds these arrays
         out = G.forward(node)
         lf.value = old
         return float(np.sum(out if upstream is None else upstream * out))
@@ -349,8 +381,10 @@ def check(node, leaves, torch_fn):
     fd = [numerical_gradient(lambda v, lf=lf: scalar(v, lf), lf.value) for lf in leaves]
     ts = [torch.tensor(lf.value, requires_grad=True) for lf in leaves]
     torch_fn(*ts).backward(None if upstream is None else torch.tensor(upstream))
-    return (max(relative_error(a, b) for a, b in zip(ours, fd)),
-            max(relative_error(a, t.grad.numpy()) for a, t in zip(ours, ts)))
+    return (
+        max(relative_error(a, b) for a, b in zip(ours, fd)),
+        max(relative_error(a, t.grad.numpy()) for a, t in zip(ours, ts)),
+    )
 
 
 def linear_case():
@@ -369,24 +403,49 @@ labels = check_rng.integers(0, 4, B_CHECK)
 y01 = check_rng.integers(0, 2, B_CHECK).astype(float)
 onehot = torch.tensor(np.eye(4)[labels])
 y01_t = torch.tensor(y01)[:, None]
-z1, p1, z4a, z4b, pred, target = (leaf((B_CHECK, 1), 3), leaf((B_CHECK, 1), probabilities=True),
-                                  leaf((B_CHECK, 4), 2), leaf((B_CHECK, 4), 2), leaf((B_CHECK, 2)), leaf((B_CHECK, 2)))
+z1, p1, z4a, z4b, pred, target = (
+    leaf((B_CHECK, 1), 3),
+    leaf((B_CHECK, 1), probabilities=True),
+    leaf((B_CHECK, 4), 2),
+    leaf((B_CHECK, 4), 2),
+    leaf((B_CHECK, 2)),
+    leaf((B_CHECK, 2)),
+)
 cases = {
     "Linear (dX, dA, db)": linear_case(),
     "Identity": unary_case(G.Identity, lambda z: z * 1, 1.0),
     "Sigmoid": unary_case(G.Sigmoid, torch.sigmoid, 3.0),
     "Tanh": unary_case(G.Tanh, torch.tanh, 2.0),
     "ReLU": unary_case(G.ReLU, torch.relu, 2.0),
-    "BinaryCrossEntropy(Sigmoid(z), y)": (G.BinaryCrossEntropy(G.Sigmoid(z1), y01), [z1],
-                                          lambda z: F.binary_cross_entropy_with_logits(z, y01_t)),
-    "BinaryCrossEntropy(p, y)": (G.BinaryCrossEntropy(p1, y01), [p1], lambda p: F.binary_cross_entropy(p, y01_t)),
-    "SoftmaxCrossEntropy": (G.SoftmaxCrossEntropy(z4a, labels), [z4a],
-                            lambda z: F.cross_entropy(z, torch.tensor(labels))),
-    "SoftmaxMSE": (G.SoftmaxMSE(z4b, labels), [z4b],
-                   lambda z: ((torch.softmax(z, dim=1) - onehot) ** 2).sum(dim=1).mean()),
-    "MSE (pred and target)": (G.MSE(pred, target), [pred, target], lambda p, t: ((p - t) ** 2).sum(dim=1).mean()),
+    "BinaryCrossEntropy(Sigmoid(z), y)": (
+        G.BinaryCrossEntropy(G.Sigmoid(z1), y01),
+        [z1],
+        lambda z: F.binary_cross_entropy_with_logits(z, y01_t),
+    ),
+    "BinaryCrossEntropy(p, y)": (
+        G.BinaryCrossEntropy(p1, y01),
+        [p1],
+        lambda p: F.binary_cross_entropy(p, y01_t),
+    ),
+    "SoftmaxCrossEntropy": (
+        G.SoftmaxCrossEntropy(z4a, labels),
+        [z4a],
+        lambda z: F.cross_entropy(z, torch.tensor(labels)),
+    ),
+    "SoftmaxMSE": (
+        G.SoftmaxMSE(z4b, labels),
+        [z4b],
+        lambda z: ((torch.softmax(z, dim=1) - onehot) ** 2).sum(dim=1).mean(),
+    ),
+    "MSE (pred and target)": (
+        G.MSE(pred, target),
+        [pred, target],
+        lambda p, t: ((p - t) ** 2).sum(dim=1).mean(),
+    ),
 }
-print(f"{'node':<36}{'= finite differences (< 1e-6)':<32}{'= torch.autograd (< 1e-10)'}")
+print(
+    f"{'node':<36}{'= finite differences (< 1e-6)':<32}{'= torch.autograd (< 1e-10)'}"
+)
 for name, case in cases.items():
     err_fd, err_torch = check(*case)
     assert err_fd < 1e-6 and err_torch < 1e-10, (name, err_fd, err_torch)
@@ -417,13 +476,15 @@ for name, case in cases.items():
 
 # %%
 z_extreme = np.array([[-800.0], [-40.0], [0.0], [40.0], [800.0]])
-y_extreme = np.array([1.0, 1.0, 1.0, 0.0, 0.0])          # the last two: confidently wrong
+y_extreme = np.array([1.0, 1.0, 1.0, 0.0, 0.0])  # the last two: confidently wrong
 with np.errstate(all="ignore"):
     p_naive = 1 / (1 + np.exp(-z_extreme[:, 0]))
     naive = -(y_extreme * np.log(p_naive) + (1 - y_extreme) * np.log(1 - p_naive))
 z_in = G.Input("z", value=z_extreme, requires_grad=True)
 bce = G.BinaryCrossEntropy(G.Sigmoid(z_in), y_extreme)
-with np.errstate(over="raise", divide="raise", invalid="raise"):     # any overflow or log(0) would raise
+with np.errstate(
+    over="raise", divide="raise", invalid="raise"
+):  # any overflow or log(0) would raise
     G.forward(bce)
     G.backward(bce)
 zt = torch.tensor(z_extreme, requires_grad=True)
@@ -460,7 +521,7 @@ print("dL/dz              :", z_in.grad[:, 0])
 # percentage points.
 
 # %%
-MU = np.array([[-0.5, 2.0], [1.5, 0.5]])   # class means, one row per class
+MU = np.array([[-0.5, 2.0], [1.5, 0.5]])  # class means, one row per class
 
 
 def make_two_gaussians(n, rng):
@@ -479,18 +540,30 @@ c_bayes = -w_bayes @ MU.sum(axis=0) / 2
 bayes_acc_theory = norm.cdf(np.linalg.norm(w_bayes) / 2)
 bayes_acc_train = np.mean((X_train @ w_bayes + c_bayes > 0) == y_train)
 bayes_acc_test = np.mean((X_test @ w_bayes + c_bayes > 0) == y_test)
-print(f"train {X_train.shape}, test {X_test.shape}, class-1 fraction: train {y_train.mean():.3f}, test {y_test.mean():.3f}")
-print(f"Bayes-optimal accuracy: {bayes_acc_theory:.2%} in theory, {bayes_acc_train:.2%} on the training set, "
-      f"{bayes_acc_test:.2%} on the test set")
+print(
+    f"train {X_train.shape}, test {X_test.shape}, class-1 fraction: train {y_train.mean():.3f}, test {y_test.mean():.3f}"
+)
+print(
+    f"Bayes-optimal accuracy: {bayes_acc_theory:.2%} in theory, {bayes_acc_train:.2%} on the training set, "
+    f"{bayes_acc_test:.2%} on the test set"
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(5, 4.2))
 for c, marker in ((0, "o"), (1, "s")):
-    ax.scatter(*X_train[y_train == c].T, s=6, marker=marker, alpha=0.5, label=f"class {c}")
+    ax.scatter(
+        *X_train[y_train == c].T, s=6, marker=marker, alpha=0.5, label=f"class {c}"
+    )
 xs = np.linspace(X_train[:, 0].min(), X_train[:, 0].max(), 2)
-ax.plot(xs, -(w_bayes[0] * xs + c_bayes) / w_bayes[1], "k--", label="Bayes-optimal boundary")
-ax.set(xlabel="$x_1$", ylabel="$x_2$", title=f"Training set: {N_TRAIN} points, two Gaussian classes",
-       ylim=(X_train[:, 1].min() - 0.5, X_train[:, 1].max() + 0.5))
+ax.plot(
+    xs, -(w_bayes[0] * xs + c_bayes) / w_bayes[1], "k--", label="Bayes-optimal boundary"
+)
+ax.set(
+    xlabel="$x_1$",
+    ylabel="$x_2$",
+    title=f"Training set: {N_TRAIN} points, two Gaussian classes",
+    ylim=(X_train[:, 1].min() - 0.5, X_train[:, 1].max() + 0.5),
+)
 ax.legend(loc="upper right")
 plt.show()
 
@@ -515,10 +588,16 @@ for _ in range(20):
     s = 1 / (1 + np.exp(-X_tilde @ theta))
     theta -= np.linalg.solve(bce_hessian(theta), X_tilde.T @ (s - y_train) / N_TRAIN)
 z_opt = X_tilde @ theta
-LOSS_OPT = float(np.mean(np.maximum(z_opt, 0) - z_opt * y_train + np.log1p(np.exp(-np.abs(z_opt)))))
-assert np.linalg.norm(X_tilde.T @ (1 / (1 + np.exp(-z_opt)) - y_train)) / N_TRAIN < 1e-12
-print(f"minimum training loss {LOSS_OPT:.4f} at A = {theta[:2].round(3)}, b = {theta[2]:.3f} "
-      f"(Bayes rule direction: {w_bayes}, offset {c_bayes:.3f})")
+LOSS_OPT = float(
+    np.mean(np.maximum(z_opt, 0) - z_opt * y_train + np.log1p(np.exp(-np.abs(z_opt))))
+)
+assert (
+    np.linalg.norm(X_tilde.T @ (1 / (1 + np.exp(-z_opt)) - y_train)) / N_TRAIN < 1e-12
+)
+print(
+    f"minimum training loss {LOSS_OPT:.4f} at A = {theta[:2].round(3)}, b = {theta[2]:.3f} "
+    f"(Bayes rule direction: {w_bayes}, offset {c_bayes:.3f})"
+)
 
 # %% [markdown]
 # ## Training one sample at a time
@@ -528,6 +607,7 @@ print(f"minimum training loss {LOSS_OPT:.4f} at A = {theta[:2].round(3)}, b = {t
 # \eta\,\nabla_\theta \ell$. With the engine, one update is four lines: set the inputs, `forward`,
 # `backward`, and subtract `lr * grad` from every parameter **in place** (the `Parameter`
 # arrays must never be rebound, because optimizers keep references to them).
+
 
 # %%
 @dataclass
@@ -542,7 +622,9 @@ class Model:
 def build_model(init_seed=SEED):
     """Input -> Linear -> Sigmoid -> BCE. The same init_seed gives the same initial parameters."""
     x, y = G.Input("x"), G.Input("y")
-    logits = G.Linear(x, 2, 1, init="xavier", rng=np.random.default_rng(init_seed), name="linear")
+    logits = G.Linear(
+        x, 2, 1, init="xavier", rng=np.random.default_rng(init_seed), name="linear"
+    )
     p = G.Sigmoid(logits, name="p")
     loss = G.BinaryCrossEntropy(p, y, name="bce")
     return Model(x, y, p, loss, G.parameters(loss))
@@ -556,12 +638,22 @@ def evaluate(model, X, y):
 
 
 model = build_model()
-print("parameters:", [p.name for p in model.params], "| initial A:", model.params[0].value, "b:", model.params[1].value)
+print(
+    "parameters:",
+    [p.name for p in model.params],
+    "| initial A:",
+    model.params[0].value,
+    "b:",
+    model.params[1].value,
+)
 print(f"epoch 0: training loss {evaluate(model, X_train, y_train)[0]:.4f}")
 shuffle_rng = np.random.default_rng(SEED)
 for epoch in range(1, 4):
     for i in shuffle_rng.permutation(N_TRAIN):
-        model.x.value, model.y.value = X_train[i : i + 1], y_train[i : i + 1]   # a batch of one: shape (1, 2)
+        model.x.value, model.y.value = (
+            X_train[i : i + 1],
+            y_train[i : i + 1],
+        )  # a batch of one: shape (1, 2)
         G.forward(model.loss)
         G.backward(model.loss)
         for prm in model.params:
@@ -581,15 +673,25 @@ for epoch in range(1, 4):
 # (the source's curves average the minibatch losses seen during the epoch, which mixes
 # parameters from different moments of the epoch), and the wall-clock time the epoch took.
 
+
 # %%
-def train(batch_size, lr, num_epochs=NUM_EPOCHS, num_updates=None, shuffle_seed=SEED, init_seed=SEED):
+def train(
+    batch_size,
+    lr,
+    num_epochs=NUM_EPOCHS,
+    num_updates=None,
+    shuffle_seed=SEED,
+    init_seed=SEED,
+):
     """Minibatch SGD on (X_train, y_train) for num_epochs epochs, or until num_updates updates.
 
     Returns the model and a DataFrame with one row per epoch (row 0: before training):
     epoch, updates so far, training loss (whole training set) and the epoch's wall-clock seconds.
     """
     if batch_size < 1 or lr <= 0:
-        raise ValueError(f"need batch_size >= 1 and lr > 0, got batch_size={batch_size}, lr={lr}")
+        raise ValueError(
+            f"need batch_size >= 1 and lr > 0, got batch_size={batch_size}, lr={lr}"
+        )
     model = build_model(init_seed)
     rng = np.random.default_rng(shuffle_seed)
     history = [(0, 0, evaluate(model, X_train, y_train)[0], np.nan)]
@@ -612,13 +714,18 @@ def train(batch_size, lr, num_epochs=NUM_EPOCHS, num_updates=None, shuffle_seed=
         history.append((epoch, updates, evaluate(model, X_train, y_train)[0], seconds))
         if updates == num_updates:
             break
-    return model, pd.DataFrame(history, columns=["epoch", "updates", "train_loss", "seconds"])
+    return model, pd.DataFrame(
+        history, columns=["epoch", "updates", "train_loss", "seconds"]
+    )
 
 
 for batch_size in (1, 64):
     _, hist = train(batch_size, LR, num_epochs=3)
-    print(f"batch size {batch_size:>2}: training loss after epochs 0-3:", hist["train_loss"].round(4).tolist(),
-          f"({hist['updates'].iloc[-1]} updates)")
+    print(
+        f"batch size {batch_size:>2}: training loss after epochs 0-3:",
+        hist["train_loss"].round(4).tolist(),
+        f"({hist['updates'].iloc[-1]} updates)",
+    )
 
 # %% [markdown]
 # `train(1, ...)` reproduces the loop above exactly (same initial parameters, same shuffles). With
@@ -642,31 +749,69 @@ for batch_size, (model, hist) in study.items():
     train_loss, train_acc = evaluate(model, X_train, y_train)
     test_loss, test_acc = evaluate(model, X_test, y_test)
     reached = hist[hist["train_loss"] <= 1.01 * LOSS_OPT]
-    rows.append({"batch size": batch_size, "updates": int(hist["updates"].iloc[-1]),
-                 "epochs to min+1%": int(reached["epoch"].iloc[0]) if len(reached) else "never",
-                 "updates to min+1%": int(reached["updates"].iloc[0]) if len(reached) else "never",
-                 "train loss": train_loss, "test loss": test_loss,
-                 "train acc": train_acc, "test acc": test_acc})
+    rows.append(
+        {
+            "batch size": batch_size,
+            "updates": int(hist["updates"].iloc[-1]),
+            "epochs to min+1%": int(reached["epoch"].iloc[0])
+            if len(reached)
+            else "never",
+            "updates to min+1%": int(reached["updates"].iloc[0])
+            if len(reached)
+            else "never",
+            "train loss": train_loss,
+            "test loss": test_loss,
+            "train acc": train_acc,
+            "test acc": test_acc,
+        }
+    )
 results = pd.DataFrame(rows)
-print(results.to_string(index=False, formatters={
-    "train loss": "{:.4f}".format, "test loss": "{:.4f}".format,
-    "train acc": "{:.1%}".format, "test acc": "{:.1%}".format}))
-print(f"\nminimum training loss {LOSS_OPT:.4f}; Bayes-optimal accuracy: train {bayes_acc_train:.1%}, test {bayes_acc_test:.1%}")
-print("('epochs to min+1%': the first epoch after which the training loss is within 1 % of the minimum;"
-      " 'updates to min+1%': the number of updates made by then)")
+print(
+    results.to_string(
+        index=False,
+        formatters={
+            "train loss": "{:.4f}".format,
+            "test loss": "{:.4f}".format,
+            "train acc": "{:.1%}".format,
+            "test acc": "{:.1%}".format,
+        },
+    )
+)
+print(
+    f"\nminimum training loss {LOSS_OPT:.4f}; Bayes-optimal accuracy: train {bayes_acc_train:.1%}, test {bayes_acc_test:.1%}"
+)
+print(
+    "('epochs to min+1%': the first epoch after which the training loss is within 1 % of the minimum;"
+    " 'updates to min+1%': the number of updates made by then)"
+)
 reached_updates = [u for u in results["updates to min+1%"].iloc[1:] if u != "never"]
-assert max(reached_updates) <= 1.1 * min(reached_updates)   # B = 4 ... 64: the same number of updates
+assert max(reached_updates) <= 1.1 * min(
+    reached_updates
+)  # B = 4 ... 64: the same number of updates
 
 # %%
 fig, (ax_e, ax_u) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
 colors = plt.get_cmap("viridis")(np.linspace(0, 0.95, len(BATCH_SIZES)))
 for color, (batch_size, (_, hist)) in zip(colors, study.items()):
     ax_e.plot(hist["epoch"], hist["train_loss"], color=color, label=f"B = {batch_size}")
-    ax_u.plot(hist["updates"][1:], hist["train_loss"][1:], color=color, label=f"B = {batch_size}")
+    ax_u.plot(
+        hist["updates"][1:],
+        hist["train_loss"][1:],
+        color=color,
+        label=f"B = {batch_size}",
+    )
 for ax in (ax_e, ax_u):
     ax.axhline(LOSS_OPT, color="k", ls=":", lw=1, label="minimum")
-ax_e.set(xlabel="epoch", ylabel="training loss (mean BCE, whole training set)", title="Loss per epoch")
-ax_u.set(xlabel="number of updates (log scale)", xscale="log", title="The same runs against the number of updates")
+ax_e.set(
+    xlabel="epoch",
+    ylabel="training loss (mean BCE, whole training set)",
+    title="Loss per epoch",
+)
+ax_u.set(
+    xlabel="number of updates (log scale)",
+    xscale="log",
+    title="The same runs against the number of updates",
+)
 ax_e.legend(ncol=2, fontsize=8)
 plt.show()
 
@@ -697,23 +842,37 @@ plt.show()
 # and how different the classifiers really are, counted as the test points on which two
 # models disagree.
 
+
 # %%
 def predict(model, X):
     model.x.value = X
-    return (G.forward(model.p)[:, 0] > 0.5).astype(int)   # forward(p) needs no labels
+    return (G.forward(model.p)[:, 0] > 0.5).astype(int)  # forward(p) needs no labels
 
 
 test_preds = {b: predict(m, X_test) for b, (m, _) in study.items()}
 bayes_pred = (X_test @ w_bayes + c_bayes > 0).astype(int)
-print(f"test accuracy: min {results['test acc'].min():.1%}, max {results['test acc'].max():.1%}; "
-      f"Bayes rule {bayes_acc_test:.1%}; standard error of one accuracy "
-      f"{math.sqrt(bayes_acc_test * (1 - bayes_acc_test) / N_TEST):.1%}")
-print("generalization gap (train acc - test acc):",
-      ", ".join(f"B={b}: {g:+.1%}" for b, g in zip(results["batch size"], results["train acc"] - results["test acc"])))
+print(
+    f"test accuracy: min {results['test acc'].min():.1%}, max {results['test acc'].max():.1%}; "
+    f"Bayes rule {bayes_acc_test:.1%}; standard error of one accuracy "
+    f"{math.sqrt(bayes_acc_test * (1 - bayes_acc_test) / N_TEST):.1%}"
+)
+print(
+    "generalization gap (train acc - test acc):",
+    ", ".join(
+        f"B={b}: {g:+.1%}"
+        for b, g in zip(
+            results["batch size"], results["train acc"] - results["test acc"]
+        )
+    ),
+)
 print(f"the Bayes rule itself: {bayes_acc_train - bayes_acc_test:+.1%}")
-print(f"{'batch size':>10} | test points (of {N_TEST}) classified differently from B = 1 | from the Bayes rule")
+print(
+    f"{'batch size':>10} | test points (of {N_TEST}) classified differently from B = 1 | from the Bayes rule"
+)
 for b in BATCH_SIZES:
-    print(f"{b:>10} | {np.sum(test_preds[b] != test_preds[1]):>50} | {np.sum(test_preds[b] != bayes_pred):>19}")
+    print(
+        f"{b:>10} | {np.sum(test_preds[b] != test_preds[1]):>50} | {np.sum(test_preds[b] != bayes_pred):>19}"
+    )
 
 # %% [markdown]
 # ### Decision boundaries and confusion matrices
@@ -726,21 +885,37 @@ SHOWN = [1, 64, 256, 1024]
 fig, axes = plt.subplots(1, len(SHOWN), figsize=(14, 3.8), sharey=True)
 for ax, b in zip(axes, SHOWN):
     m = study[b][0]
-    plots.decision_boundary(lambda grid, m=m: predict(m, grid), X_test[:1000], y_test[:1000], ax=ax,
-                            resolution=200, title=f"B = {b}: test acc {results.set_index('batch size').loc[b, 'test acc']:.1%}")
+    plots.decision_boundary(
+        lambda grid, m=m: predict(m, grid),
+        X_test[:1000],
+        y_test[:1000],
+        ax=ax,
+        resolution=200,
+        title=f"B = {b}: test acc {results.set_index('batch size').loc[b, 'test acc']:.1%}",
+    )
     ax.plot(xs, -(w_bayes[0] * xs + c_bayes) / w_bayes[1], "k--", lw=1, label="Bayes")
     ax.set_xlim(X_test[:1000, 0].min() - 0.5, X_test[:1000, 0].max() + 0.5)
     ax.set_ylim(X_test[:1000, 1].min() - 0.5, X_test[:1000, 1].max() + 0.5)
 axes[0].legend(loc="upper right")
-fig.suptitle("Decision boundaries after 50 epochs (shading: predicted class; points: 1000 test points)")
+fig.suptitle(
+    "Decision boundaries after 50 epochs (shading: predicted class; points: 1000 test points)"
+)
 plt.show()
 
 # %%
 fig, axes = plt.subplots(1, len(SHOWN), figsize=(15, 3.4))
-print(f"{'batch size':>10} | test confusion counts [[true 0 -> 0, 0 -> 1], [1 -> 0, 1 -> 1]]")
+print(
+    f"{'batch size':>10} | test confusion counts [[true 0 -> 0, 0 -> 1], [1 -> 0, 1 -> 1]]"
+)
 for ax, b in zip(axes, SHOWN):
-    _, cm = plots.confusion_matrix(y_test, test_preds[b], ["class 0", "class 1"], normalize=False, ax=ax,
-                                   title=f"B = {b} (test set, counts)")
+    _, cm = plots.confusion_matrix(
+        y_test,
+        test_preds[b],
+        ["class 0", "class 1"],
+        normalize=False,
+        ax=ax,
+        title=f"B = {b} (test set, counts)",
+    )
     print(f"{b:>10} | {cm.astype(int).tolist()}")
 plt.show()
 
@@ -765,13 +940,21 @@ plt.show()
 # run; the conclusions drawn from them hold by large margins (and are asserted).
 
 # %% tags=["nbval-ignore-output"]
-epoch_seconds = pd.Series({b: hist["seconds"].iloc[1:].median() for b, (_, hist) in study.items()})
+epoch_seconds = pd.Series(
+    {b: hist["seconds"].iloc[1:].median() for b, (_, hist) in study.items()}
+)
 updates_per_epoch = pd.Series({b: math.ceil(N_TRAIN / b) for b in BATCH_SIZES})
 step_us = 1e6 * epoch_seconds / updates_per_epoch
-print(pd.DataFrame({"median s/epoch": epoch_seconds.map("{:.4f}".format),
-                    "updates/epoch": updates_per_epoch,
-                    "µs per update": step_us.map("{:.1f}".format),
-                    "speed-up vs B=1": (epoch_seconds[1] / epoch_seconds).map("{:.0f}x".format)}).to_string())
+print(
+    pd.DataFrame(
+        {
+            "median s/epoch": epoch_seconds.map("{:.4f}".format),
+            "updates/epoch": updates_per_epoch,
+            "µs per update": step_us.map("{:.1f}".format),
+            "speed-up vs B=1": (epoch_seconds[1] / epoch_seconds).map("{:.0f}x".format),
+        }
+    ).to_string()
+)
 assert epoch_seconds[1] > 20 * epoch_seconds[1024]
 
 # %% [markdown]
@@ -801,7 +984,7 @@ def seconds_per_step(batch_size, repeats=TIMING_REPEATS):
             G.forward(timing_model.loss)
             G.backward(timing_model.loss)
             for prm in timing_model.params:
-                prm.value -= 0.0 * prm.grad          # a real update, of size zero
+                prm.value -= 0.0 * prm.grad  # a real update, of size zero
         best = min(best, (time.perf_counter() - t0) / steps)
     return best
 
@@ -809,25 +992,69 @@ def seconds_per_step(batch_size, repeats=TIMING_REPEATS):
 step_seconds = pd.Series({b: seconds_per_step(b) for b in TIMING_BATCH_SIZES})
 per_sample_ns = 1e9 * step_seconds / step_seconds.index
 # model: time per step = overhead + cost per sample * B, fitted by least squares in relative error
-design = np.column_stack([np.ones(len(step_seconds)), step_seconds.index]) / step_seconds.values[:, None]
-overhead_s, per_sample_s = np.linalg.lstsq(design, np.ones(len(step_seconds)), rcond=None)[0]
-print(pd.DataFrame({"µs per step": (1e6 * step_seconds).map("{:.1f}".format),
-                    "ns per sample": per_sample_ns.map("{:.1f}".format)}).to_string())
-print(f"fit: {1e6 * overhead_s:.1f} µs per step + {1e9 * per_sample_s:.2f} ns per sample; "
-      f"the two are equal at B = {overhead_s / per_sample_s:.0f}")
-assert per_sample_ns[1] > 50 * per_sample_ns[1024]                  # batching pays by far up to 1024
-assert per_sample_ns[TIMING_BATCH_SIZES[-2]] < 3 * per_sample_ns[TIMING_BATCH_SIZES[-1]]  # and then stops
+design = (
+    np.column_stack([np.ones(len(step_seconds)), step_seconds.index])
+    / step_seconds.values[:, None]
+)
+overhead_s, per_sample_s = np.linalg.lstsq(
+    design, np.ones(len(step_seconds)), rcond=None
+)[0]
+print(
+    pd.DataFrame(
+        {
+            "µs per step": (1e6 * step_seconds).map("{:.1f}".format),
+            "ns per sample": per_sample_ns.map("{:.1f}".format),
+        }
+    ).to_string()
+)
+print(
+    f"fit: {1e6 * overhead_s:.1f} µs per step + {1e9 * per_sample_s:.2f} ns per sample; "
+    f"the two are equal at B = {overhead_s / per_sample_s:.0f}"
+)
+assert per_sample_ns[1] > 50 * per_sample_ns[1024]  # batching pays by far up to 1024
+assert (
+    per_sample_ns[TIMING_BATCH_SIZES[-2]] < 3 * per_sample_ns[TIMING_BATCH_SIZES[-1]]
+)  # and then stops
 
 # %%
 fig, (ax_t, ax_s) = plt.subplots(1, 2, figsize=(11, 4))
-ax_t.loglog(epoch_seconds.index, epoch_seconds.values, "o-", label="measured (median of 50 epochs)")
-ax_t.loglog(epoch_seconds.index, epoch_seconds[1] / epoch_seconds.index, "k:", label="ideal: $\\propto 1/B$")
-ax_t.set(xlabel="batch size B", ylabel="wall-clock time per epoch (s)", title=f"One epoch of {N_TRAIN} samples")
+ax_t.loglog(
+    epoch_seconds.index,
+    epoch_seconds.values,
+    "o-",
+    label="measured (median of 50 epochs)",
+)
+ax_t.loglog(
+    epoch_seconds.index,
+    epoch_seconds[1] / epoch_seconds.index,
+    "k:",
+    label="ideal: $\\propto 1/B$",
+)
+ax_t.set(
+    xlabel="batch size B",
+    ylabel="wall-clock time per epoch (s)",
+    title=f"One epoch of {N_TRAIN} samples",
+)
 ax_t.legend()
-ax_s.loglog(per_sample_ns.index, per_sample_ns.values, "s-", color="C1", label="measured (best of repeats)")
+ax_s.loglog(
+    per_sample_ns.index,
+    per_sample_ns.values,
+    "s-",
+    color="C1",
+    label="measured (best of repeats)",
+)
 b_grid = np.logspace(0, np.log10(TIMING_BATCH_SIZES[-1]), 100)
-ax_s.loglog(b_grid, 1e9 * (overhead_s / b_grid + per_sample_s), "k:", label="overhead / B + cost per sample")
-ax_s.set(xlabel="batch size B", ylabel="time per sample (ns)", title="Time per training sample, one step")
+ax_s.loglog(
+    b_grid,
+    1e9 * (overhead_s / b_grid + per_sample_s),
+    "k:",
+    label="overhead / B + cost per sample",
+)
+ax_s.set(
+    xlabel="batch size B",
+    ylabel="time per sample (ns)",
+    title="Time per training sample, one step",
+)
 ax_s.legend()
 plt.show()
 
@@ -849,6 +1076,7 @@ plt.show()
 # `forward` and `backward` (the parameters are a constant 24 bytes). For comparison, the same
 # count for chapter 5's 784-128-128-10 network in float32:
 
+
 # %%
 def graph_bytes(root):
     """Bytes of the values and gradients held by the nodes of a graph, after forward + backward."""
@@ -864,12 +1092,20 @@ def mlp_loss(dtype=np.float32):
     x, y = G.Input("x"), G.Input("y")
     h = G.ReLU(G.Linear(x, 784, 128, init="he", rng=rng, dtype=dtype, name="fc1"))
     h = G.ReLU(G.Linear(h, 128, 128, init="he", rng=rng, dtype=dtype, name="fc2"))
-    return x, y, G.SoftmaxCrossEntropy(G.Linear(h, 128, 10, rng=rng, dtype=dtype, name="fc3"), y)
+    return (
+        x,
+        y,
+        G.SoftmaxCrossEntropy(
+            G.Linear(h, 128, 10, rng=rng, dtype=dtype, name="fc3"), y
+        ),
+    )
 
 
 logreg = build_model()
 mlp_x, mlp_y, mlp = mlp_loss()
-print(f"{'batch size':>10} | {'logistic regression':>20} | {'784-128-128-10 MLP, float32':>28}")
+print(
+    f"{'batch size':>10} | {'logistic regression':>20} | {'784-128-128-10 MLP, float32':>28}"
+)
 for b in (1, 64, 1024):
     logreg.x.value, logreg.y.value = X_train[:b], y_train[:b]
     mlp_x.value = rng.random((b, 784), dtype=np.float32)
@@ -877,7 +1113,9 @@ for b in (1, 64, 1024):
     for loss in (logreg.loss, mlp):
         G.forward(loss)
         G.backward(loss)
-    print(f"{b:>10} | {graph_bytes(logreg.loss) / 1024:>17.1f} KiB | {graph_bytes(mlp) / 1024:>25.1f} KiB")
+    print(
+        f"{b:>10} | {graph_bytes(logreg.loss) / 1024:>17.1f} KiB | {graph_bytes(mlp) / 1024:>25.1f} KiB"
+    )
 
 # %% [markdown]
 # Logistic regression holds 56 bytes per sample (two float64 features, the label, the logit
@@ -912,23 +1150,44 @@ def full_gradient(model, X, y):
 
 
 g_full = full_gradient(noise_model, X_train, y_train)
-per_sample = np.stack([full_gradient(noise_model, X_train[i : i + 1], y_train[i : i + 1]) for i in range(N_TRAIN)])
-assert_allclose(per_sample.mean(axis=0), g_full, rtol=1e-12)   # the batch gradient is the mean of per-sample ones
+per_sample = np.stack(
+    [
+        full_gradient(noise_model, X_train[i : i + 1], y_train[i : i + 1])
+        for i in range(N_TRAIN)
+    ]
+)
+assert_allclose(
+    per_sample.mean(axis=0), g_full, rtol=1e-12
+)  # the batch gradient is the mean of per-sample ones
 trace_sigma = np.sum(per_sample.var(axis=0))
 noise_rng = np.random.default_rng(SEED)
 noise_rows = []
 for b in BATCH_SIZES:
-    draws = [full_gradient(noise_model, X_train[idx], y_train[idx])
-             for idx in (noise_rng.choice(N_TRAIN, b, replace=False) for _ in range(NOISE_DRAWS))]
+    draws = [
+        full_gradient(noise_model, X_train[idx], y_train[idx])
+        for idx in (
+            noise_rng.choice(N_TRAIN, b, replace=False) for _ in range(NOISE_DRAWS)
+        )
+    ]
     measured = np.mean(np.sum((np.array(draws) - g_full) ** 2, axis=1))
     predicted = trace_sigma / b * (N_TRAIN - b) / (N_TRAIN - 1)
     noise_rows.append((b, measured, predicted))
 noise = pd.DataFrame(noise_rows, columns=["batch size", "measured", "predicted"])
 noise["measured / predicted"] = noise["measured"] / noise["predicted"]
 print(f"|g|^2 = {g_full @ g_full:.4f}, tr(Sigma) = {trace_sigma:.4f}")
-print(noise.to_string(index=False, formatters={"measured": "{:.3g}".format, "predicted": "{:.3g}".format,
-                                              "measured / predicted": "{:.2f}".format}))
-assert np.all(np.abs(noise["measured / predicted"] - 1) < 0.3)   # 200 draws: within sampling error
+print(
+    noise.to_string(
+        index=False,
+        formatters={
+            "measured": "{:.3g}".format,
+            "predicted": "{:.3g}".format,
+            "measured / predicted": "{:.2f}".format,
+        },
+    )
+)
+assert np.all(
+    np.abs(noise["measured / predicted"] - 1) < 0.3
+)  # 200 draws: within sampling error
 
 # %% [markdown]
 # The measured noise follows {eq}`eq-minibatch-noise` within the sampling error of 200 draws, from
@@ -949,19 +1208,43 @@ assert np.all(np.abs(noise["measured / predicted"] - 1) < 0.3)   # 200 draws: wi
 # %%
 control_rows = []
 for b in tqdm(BATCH_SIZES, desc="control"):
-    runs = [train(b, LR, num_epochs=None, num_updates=CONTROL_UPDATES, shuffle_seed=s) for s in range(CONTROL_SEEDS)]
+    runs = [
+        train(b, LR, num_epochs=None, num_updates=CONTROL_UPDATES, shuffle_seed=s)
+        for s in range(CONTROL_SEEDS)
+    ]
     losses = np.array([hist["train_loss"].iloc[-1] for _, hist in runs])
     test_accs = np.array([evaluate(m, X_test, y_test)[1] for m, _ in runs])
-    control_rows.append({"batch size": b, "samples seen": CONTROL_UPDATES * b,
-                         "train loss (mean)": losses.mean(), "(std over shuffles)": losses.std(),
-                         "test acc (mean)": test_accs.mean()})
+    control_rows.append(
+        {
+            "batch size": b,
+            "samples seen": CONTROL_UPDATES * b,
+            "train loss (mean)": losses.mean(),
+            "(std over shuffles)": losses.std(),
+            "test acc (mean)": test_accs.mean(),
+        }
+    )
 control = pd.DataFrame(control_rows)
 print(f"every run: {CONTROL_UPDATES} updates at lr = {LR}")
-print(control.to_string(index=False, formatters={"train loss (mean)": "{:.4f}".format, "(std over shuffles)": "{:.4f}".format,
-                                                "test acc (mean)": "{:.1%}".format}))
-means, stds = control.set_index("batch size")["train loss (mean)"], control.set_index("batch size")["(std over shuffles)"]
-assert means.loc[4:].max() - means.loc[4:].min() < 0.001          # B >= 4: the same loss after the same updates
-assert means[1] > means.loc[4:].max() and stds[1] > 10 * stds[1024]  # B = 1: a little behind, and much noisier
+print(
+    control.to_string(
+        index=False,
+        formatters={
+            "train loss (mean)": "{:.4f}".format,
+            "(std over shuffles)": "{:.4f}".format,
+            "test acc (mean)": "{:.1%}".format,
+        },
+    )
+)
+means, stds = (
+    control.set_index("batch size")["train loss (mean)"],
+    control.set_index("batch size")["(std over shuffles)"],
+)
+assert (
+    means.loc[4:].max() - means.loc[4:].min() < 0.001
+)  # B >= 4: the same loss after the same updates
+assert (
+    means[1] > means.loc[4:].max() and stds[1] > 10 * stds[1024]
+)  # B = 1: a little behind, and much noisier
 
 # %% [markdown]
 # With the number of updates held fixed, the batch size makes no difference to the mean loss
@@ -991,21 +1274,48 @@ for b in tqdm(BATCH_SIZES[1:], desc="scaled lr"):
 scaled_rows = []
 for b, (m, hist) in scaled.items():
     last10 = hist["train_loss"].iloc[-10:]
-    scaled_rows.append({"batch size": b, "lr": LR * b, "train loss": hist["train_loss"].iloc[-1],
-                        "last 10 epochs: min": last10.min(), "max": last10.max(),
-                        "peak loss": hist["train_loss"].max(), "test acc": evaluate(m, X_test, y_test)[1]})
+    scaled_rows.append(
+        {
+            "batch size": b,
+            "lr": LR * b,
+            "train loss": hist["train_loss"].iloc[-1],
+            "last 10 epochs: min": last10.min(),
+            "max": last10.max(),
+            "peak loss": hist["train_loss"].max(),
+            "test acc": evaluate(m, X_test, y_test)[1],
+        }
+    )
 scaled_table = pd.DataFrame(scaled_rows)
-print(scaled_table.to_string(index=False, formatters={
-    "lr": "{:.2f}".format, "train loss": "{:.4f}".format, "last 10 epochs: min": "{:.4f}".format,
-    "max": "{:.4f}".format, "peak loss": "{:.4f}".format, "test acc": "{:.1%}".format}))
+print(
+    scaled_table.to_string(
+        index=False,
+        formatters={
+            "lr": "{:.2f}".format,
+            "train loss": "{:.4f}".format,
+            "last 10 epochs: min": "{:.4f}".format,
+            "max": "{:.4f}".format,
+            "peak loss": "{:.4f}".format,
+            "test acc": "{:.1%}".format,
+        },
+    )
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4.2))
 for color, (b, (_, hist)) in zip(colors, scaled.items()):
-    ax.plot(hist["epoch"], hist["train_loss"], color=color, label=f"B = {b}, lr = {LR * b:g}")
+    ax.plot(
+        hist["epoch"],
+        hist["train_loss"],
+        color=color,
+        label=f"B = {b}, lr = {LR * b:g}",
+    )
 ax.axhline(LOSS_OPT, color="k", ls=":", lw=1, label="minimum")
-ax.set(yscale="log", xlabel="epoch", ylabel="training loss (mean BCE, whole training set)",
-       title="Linear scaling rule: lr = 0.03 B")
+ax.set(
+    yscale="log",
+    xlabel="epoch",
+    ylabel="training loss (mean BCE, whole training set)",
+    title="Linear scaling rule: lr = 0.03 B",
+)
 ax.legend(ncol=2, fontsize=8)
 plt.show()
 
@@ -1020,16 +1330,30 @@ plt.show()
 # eigenvalue of the Hessian $H$ of the training loss (defined above, with the Newton solution):
 
 # %%
-lam_init = np.linalg.eigvalsh(bce_hessian(np.r_[build_model().params[0].value.ravel(), 0.0])).max()
+lam_init = np.linalg.eigvalsh(
+    bce_hessian(np.r_[build_model().params[0].value.ravel(), 0.0])
+).max()
 lam_opt = np.linalg.eigvalsh(bce_hessian(theta)).max()
-print(f"largest Hessian eigenvalue: {lam_init:.3f} at the initial parameters, {lam_opt:.3f} at the minimum")
-print(f"stability limit 2/lambda: {2 / lam_init:.2f} at the start, {2 / lam_opt:.2f} at the minimum")
-print(f"-> with lr = {LR} B, the limit at the minimum is crossed above B = {2 / lam_opt / LR:.0f}")
+print(
+    f"largest Hessian eigenvalue: {lam_init:.3f} at the initial parameters, {lam_opt:.3f} at the minimum"
+)
+print(
+    f"stability limit 2/lambda: {2 / lam_init:.2f} at the start, {2 / lam_opt:.2f} at the minimum"
+)
+print(
+    f"-> with lr = {LR} B, the limit at the minimum is crossed above B = {2 / lam_opt / LR:.0f}"
+)
 ok = scaled_table[scaled_table["lr"] < 2 / lam_init]
 fail = scaled_table[scaled_table["lr"] > 2 / lam_opt]
-assert np.all(ok["last 10 epochs: min"] < LOSS_OPT * 1.01) and np.all(ok["max"] < LOSS_OPT * 1.03)  # converged
-assert np.all(fail["max"] - fail["last 10 epochs: min"] > 0.2)         # beyond the limit: no convergence
-assert np.all(fail["peak loss"] > scaled_table["peak loss"].iloc[0])   # and above the initial loss
+assert np.all(ok["last 10 epochs: min"] < LOSS_OPT * 1.01) and np.all(
+    ok["max"] < LOSS_OPT * 1.03
+)  # converged
+assert np.all(
+    fail["max"] - fail["last 10 epochs: min"] > 0.2
+)  # beyond the limit: no convergence
+assert np.all(
+    fail["peak loss"] > scaled_table["peak loss"].iloc[0]
+)  # and above the initial loss
 
 # %% [markdown]
 # The curvature is largest where the model is still uncertain (the factor $\sigma(1-\sigma)$ is
@@ -1197,6 +1521,7 @@ assert np.all(fail["peak loss"] > scaled_table["peak loss"].iloc[0])   # and abo
 #
 # The solutions, checked:
 
+
 # %% tags=["hide-input"]
 class Square(G.Node):
     def forward(self):
@@ -1212,7 +1537,9 @@ z_sq = G.Input("z", value=Z, requires_grad=True)
 sq = Square(z_sq)
 G.forward(sq)
 G.backward(sq, grad=U)
-assert relative_error(z_sq.grad, numerical_gradient(lambda v: np.sum(U * v**2), Z)) < 1e-6   # exercise 1
+assert (
+    relative_error(z_sq.grad, numerical_gradient(lambda v: np.sum(U * v**2), Z)) < 1e-6
+)  # exercise 1
 
 x_ex = G.Input("x", value=rng.normal(size=(1, 3)))
 lin_ex = G.Linear(x_ex, 3, 2, rng=rng, name="linear")
@@ -1221,7 +1548,7 @@ y_bar = rng.normal(size=(1, 2))
 G.forward(y_ex)
 G.backward(y_ex, grad=y_bar)
 y_col, ybar_col, x_col = y_ex.value.T, y_bar.T, x_ex.value.T
-assert_allclose(lin_ex.A.grad, ((1 - y_col * y_col) * ybar_col) @ x_col.T)                   # exercise 2
+assert_allclose(lin_ex.A.grad, ((1 - y_col * y_col) * ybar_col) @ x_col.T)  # exercise 2
 
 
 def train_schedule(batch_size, lr_at):
@@ -1243,25 +1570,41 @@ def train_schedule(batch_size, lr_at):
 
 
 schedules = {
-    "constant": lambda peak: (lambda t: peak),
-    "warm-up": lambda peak: (lambda t: LR + min(1.0, t / 5) * (peak - LR)),
-    "decay": lambda peak: (lambda t: peak if t < NUM_EPOCHS - 10 else peak / 10),
+    "constant": lambda peak: lambda t: peak,
+    "warm-up": lambda peak: lambda t: LR + min(1.0, t / 5) * (peak - LR),
+    "decay": lambda peak: lambda t: peak if t < NUM_EPOCHS - 10 else peak / 10,
 }
-final = {(name, b): train_schedule(b, make(LR * b)) for name, make in schedules.items() for b in (256, 512, 1024)}
-assert_allclose(final["constant", 256], scaled_table.set_index("batch size").loc[256, "train loss"], rtol=1e-12)
-assert final["warm-up", 256] > 1.1 * LOSS_OPT                                              # exercise 4: no help
-assert final["decay", 256] < 1.005 * LOSS_OPT and final["decay", 512] < 1.05 * LOSS_OPT      # decay helps
-assert final["decay", 1024] > 1.5 * LOSS_OPT                                               # but not at 1024
+final = {
+    (name, b): train_schedule(b, make(LR * b))
+    for name, make in schedules.items()
+    for b in (256, 512, 1024)
+}
+assert_allclose(
+    final["constant", 256],
+    scaled_table.set_index("batch size").loc[256, "train loss"],
+    rtol=1e-12,
+)
+assert final["warm-up", 256] > 1.1 * LOSS_OPT  # exercise 4: no help
+assert (
+    final["decay", 256] < 1.005 * LOSS_OPT and final["decay", 512] < 1.05 * LOSS_OPT
+)  # decay helps
+assert final["decay", 1024] > 1.5 * LOSS_OPT  # but not at 1024
 print(f"final training loss (minimum {LOSS_OPT:.4f})")
 for name in schedules:
-    print(f"{name:>9}: " + ", ".join(f"B = {b}: {final[name, b]:.4f}" for b in (256, 512, 1024)))
+    print(
+        f"{name:>9}: "
+        + ", ".join(f"B = {b}: {final[name, b]:.4f}" for b in (256, 512, 1024))
+    )
 
 
 # %% tags=["hide-input", "nbval-ignore-output"]
-mlp_x, mlp_y, mlp = mlp_loss()                                                               # exercise 3
+mlp_x, mlp_y, mlp = mlp_loss()  # exercise 3
 mlp_ns = {}
 for b in (1, 4, 16, 64, 256, 1024):
-    mlp_x.value, mlp_y.value = rng.random((b, 784), dtype=np.float32), rng.integers(0, 10, b)
+    mlp_x.value, mlp_y.value = (
+        rng.random((b, 784), dtype=np.float32),
+        rng.integers(0, 10, b),
+    )
     steps = max(2, 256 // b)
     best = math.inf
     for _ in range(3):
@@ -1271,7 +1614,10 @@ for b in (1, 4, 16, 64, 256, 1024):
             G.backward(mlp)
         best = min(best, (time.perf_counter() - t0) / steps)
     mlp_ns[b] = 1e9 * best / b
-print("784-128-128-10 MLP, forward + backward, ns per sample:", {b: round(v) for b, v in mlp_ns.items()})
+print(
+    "784-128-128-10 MLP, forward + backward, ns per sample:",
+    {b: round(v) for b, v in mlp_ns.items()},
+)
 
 # %% [markdown]
 # ## References

@@ -30,11 +30,18 @@
 # pass); matrix products, transposes and inverses; partial derivatives.
 
 # %% tags=["remove-cell"]
-# Colab setup: install the course package from the repository (no-op elsewhere).
-import subprocess, sys
+# Colab setup: install course_utils and what this chapter needs (a no-op elsewhere).
+import os
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "course-utils @ git+https://github.com/nn-training-course/nn-training-book@main"], check=True)
+    source = os.environ.get(
+        "COURSE_BOOK_SOURCE",
+        "git+https://github.com/nn-training-course/nn-training-book@main",
+    )
+    package = f"course-utils[ch02] @ {source}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %% tags=["parameters"]
 SEED = 0
@@ -58,7 +65,9 @@ import course_utils.runtime
 from course_utils import calculus
 from course_utils.checks import numerical_jacobian, relative_error
 
-torch.set_default_dtype(torch.float64)  # compare with finite differences in double precision
+torch.set_default_dtype(
+    torch.float64
+)  # compare with finite differences in double precision
 np.set_printoptions(precision=4, suppress=True)
 info = course_utils.runtime.init(SEED)
 print(info)
@@ -115,7 +124,14 @@ W = rng.normal(size=(2, 3))  # M = 2 outputs, D = 3 inputs
 x = rng.normal(size=3)
 J_fd = numerical_jacobian(lambda v: W @ v, x)
 J_ag = autograd_jacobian(lambda v: torch.as_tensor(W) @ v, x)
-print("W has shape", W.shape, "| finite-difference Jacobian", J_fd.shape, "| autograd Jacobian", J_ag.shape)
+print(
+    "W has shape",
+    W.shape,
+    "| finite-difference Jacobian",
+    J_fd.shape,
+    "| autograd Jacobian",
+    J_ag.shape,
+)
 assert_allclose(J_fd, W, rtol=1e-8, atol=1e-10)
 assert_allclose(J_ag, W, rtol=1e-12)
 print("both equal W: rows are outputs, columns are inputs")
@@ -132,12 +148,24 @@ AUTOGRAD_RTOL, FD_RTOL = 1e-10, 1e-7
 
 def compare(name, closed, autograd, finite_diff):
     """Assert closed form == autograd == finite differences (same shape), and say so."""
-    closed, autograd, finite_diff = (np.asarray(a, dtype=np.float64) for a in (closed, autograd, finite_diff))
-    assert closed.shape == autograd.shape == finite_diff.shape, (closed.shape, autograd.shape, finite_diff.shape)
-    assert relative_error(closed, autograd) < AUTOGRAD_RTOL, f"{name}: closed form disagrees with autograd"
-    assert relative_error(closed, finite_diff) < FD_RTOL, f"{name}: closed form disagrees with finite differences"
-    print(f"{name:<22} shape {str(closed.shape):<12} = autograd (rel. err < {AUTOGRAD_RTOL:.0e})"
-          f" = finite differences (rel. err < {FD_RTOL:.0e})")
+    closed, autograd, finite_diff = (
+        np.asarray(a, dtype=np.float64) for a in (closed, autograd, finite_diff)
+    )
+    assert closed.shape == autograd.shape == finite_diff.shape, (
+        closed.shape,
+        autograd.shape,
+        finite_diff.shape,
+    )
+    assert relative_error(closed, autograd) < AUTOGRAD_RTOL, (
+        f"{name}: closed form disagrees with autograd"
+    )
+    assert relative_error(closed, finite_diff) < FD_RTOL, (
+        f"{name}: closed form disagrees with finite differences"
+    )
+    print(
+        f"{name:<22} shape {str(closed.shape):<12} = autograd (rel. err < {AUTOGRAD_RTOL:.0e})"
+        f" = finite differences (rel. err < {FD_RTOL:.0e})"
+    )
 
 
 # %% [markdown]
@@ -178,25 +206,45 @@ def compare(name, closed, autograd, finite_diff):
 
 # %%
 x = rng.normal(size=2)
-compare("f1 = sin(x1)cos(x2)", calculus.sin_cos_jacobian(x),
-        autograd_jacobian(calculus.sin_cos, x)[None, :], numerical_jacobian(calculus.sin_cos, x)[None, :])
+compare(
+    "f1 = sin(x1)cos(x2)",
+    calculus.sin_cos_jacobian(x),
+    autograd_jacobian(calculus.sin_cos, x)[None, :],
+    numerical_jacobian(calculus.sin_cos, x)[None, :],
+)
 
 x, y = rng.normal(size=(2, N_DIM))
 J_x, J_y = calculus.dot_jacobian(x, y)
 assert_allclose(J_x, y[None, :])
 assert_allclose(J_y, x[None, :])
-compare("f2 = x^T y, d/dx", J_x, autograd_jacobian(lambda v: calculus.dot(v, y), x)[None, :],
-        numerical_jacobian(lambda v: calculus.dot(v, y), x)[None, :])
-compare("f2 = x^T y, d/dy", J_y, autograd_jacobian(lambda v: calculus.dot(x, v), y)[None, :],
-        numerical_jacobian(lambda v: calculus.dot(x, v), y)[None, :])
+compare(
+    "f2 = x^T y, d/dx",
+    J_x,
+    autograd_jacobian(lambda v: calculus.dot(v, y), x)[None, :],
+    numerical_jacobian(lambda v: calculus.dot(v, y), x)[None, :],
+)
+compare(
+    "f2 = x^T y, d/dy",
+    J_y,
+    autograd_jacobian(lambda v: calculus.dot(x, v), y)[None, :],
+    numerical_jacobian(lambda v: calculus.dot(x, v), y)[None, :],
+)
 xy = np.concatenate([x, y])
 f2_stacked = lambda v: calculus.dot(v[:N_DIM], v[N_DIM:])  # noqa: E731
-compare("f2, d/d(x, y)", np.hstack([J_x, J_y]), autograd_jacobian(f2_stacked, xy)[None, :],
-        numerical_jacobian(f2_stacked, xy)[None, :])
+compare(
+    "f2, d/d(x, y)",
+    np.hstack([J_x, J_y]),
+    autograd_jacobian(f2_stacked, xy)[None, :],
+    numerical_jacobian(f2_stacked, xy)[None, :],
+)
 
 x = rng.normal(size=N_DIM)
-compare("f3 = x x^T", calculus.outer_jacobian(x),
-        autograd_jacobian(calculus.outer, x), numerical_jacobian(calculus.outer, x))
+compare(
+    "f3 = x x^T",
+    calculus.outer_jacobian(x),
+    autograd_jacobian(calculus.outer, x),
+    numerical_jacobian(calculus.outer, x),
+)
 
 # %% [markdown]
 # All three closed forms agree with both references, and the shapes are the ones the
@@ -253,9 +301,13 @@ D = 4
 mu = rng.normal(size=D)
 x = mu + 0.3 * rng.normal(size=D)  # near the mean, so f is not vanishingly small
 L_factor = rng.normal(size=(D, D))
-S_cov = L_factor @ L_factor.T / D + 0.5 * np.eye(D)  # a covariance: symmetric positive definite
+S_cov = L_factor @ L_factor.T / D + 0.5 * np.eye(
+    D
+)  # a covariance: symmetric positive definite
 K = rng.normal(size=(D, D))
-S_nonsym = S_cov + 0.5 * (K - K.T)  # the same plus an antisymmetric part: invertible, not symmetric
+S_nonsym = S_cov + 0.5 * (
+    K - K.T
+)  # the same plus an antisymmetric part: invertible, not symmetric
 assert_allclose(S_cov, S_cov.T)
 assert not np.allclose(S_nonsym, S_nonsym.T)
 
@@ -279,7 +331,9 @@ for label, S in [("covariance S", S_cov), ("non-symmetric S", S_nonsym)]:
     shortcut = calculus.gaussian_exp_jacobian_symmetric(x, mu, S)
     err = relative_error(shortcut, J_fd)
     shown = f"{err:.2f}" if err > 1e-3 else "< 1e-7"
-    print(f"    shortcut -f (x-mu)^T S^-1 vs finite differences: relative error {shown}")
+    print(
+        f"    shortcut -f (x-mu)^T S^-1 vs finite differences: relative error {shown}"
+    )
     if label == "covariance S":
         assert err < 1e-7
     else:
@@ -308,13 +362,22 @@ for label, S in [("covariance S", S_cov), ("non-symmetric S", S_nonsym)]:
 # %%
 x, sigma = np.array([1.0, 2.0, 3.0]), 0.5
 value = calculus.trace_outer(x, sigma)
-print(f"f(x) = {value:.4f}  (x^T x + n sigma^2 = {x @ x:.0f} + {x.size * sigma**2:.2f})")
+print(
+    f"f(x) = {value:.4f}  (x^T x + n sigma^2 = {x @ x:.0f} + {x.size * sigma**2:.2f})"
+)
 assert value == x @ x + x.size * sigma**2
 J = calculus.trace_outer_jacobian(x)
 print("df/dx =", J, "= 2 x^T")
 f = lambda v: calculus.trace_outer(v, sigma)  # noqa: E731
-compare("tr(x x^T + s^2 I)", J, autograd_jacobian(f, x)[None, :], numerical_jacobian(f, x)[None, :])
-assert_allclose(np.einsum("iik->k", calculus.outer_jacobian(x))[None, :], J)  # the trace of the tensor's slices
+compare(
+    "tr(x x^T + s^2 I)",
+    J,
+    autograd_jacobian(f, x)[None, :],
+    numerical_jacobian(f, x)[None, :],
+)
+assert_allclose(
+    np.einsum("iik->k", calculus.outer_jacobian(x))[None, :], J
+)  # the trace of the tensor's slices
 
 # %% [markdown]
 # ## A `tanh` layer
@@ -383,14 +446,20 @@ compare("tanh(Ax + b)", J, autograd_jacobian(f, x), numerical_jacobian(f, x))
 v = rng.normal(size=M)  # an upstream gradient dL/df, one entry per output of the layer
 vjp_closed = calculus.tanh_layer_vjp(x, A, b, v)
 x_t = torch.tensor(x, requires_grad=True)
-(vjp_grad,) = torch.autograd.grad(calculus.tanh_layer(x_t, A, b), x_t, grad_outputs=torch.tensor(v))
+(vjp_grad,) = torch.autograd.grad(
+    calculus.tanh_layer(x_t, A, b), x_t, grad_outputs=torch.tensor(v)
+)
 _, vjp_fn = torch.func.vjp(lambda z: calculus.tanh_layer(z, A, b), torch.tensor(x))
 (vjp_func,) = vjp_fn(torch.tensor(v))
-assert_allclose(vjp_closed, v @ calculus.tanh_layer_jacobian(x, A, b))  # (g * (1 - t^2)) A = g diag(1 - t^2) A
+assert_allclose(
+    vjp_closed, v @ calculus.tanh_layer_jacobian(x, A, b)
+)  # (g * (1 - t^2)) A = g diag(1 - t^2) A
 assert_allclose(vjp_closed, vjp_grad.numpy(), rtol=1e-12)
 assert_allclose(vjp_closed, vjp_func.numpy(), rtol=1e-12)
 print(f"v has shape {v.shape} (like f), the VJP has shape {vjp_closed.shape} (like x)")
-print("(v * (1 - t^2)) @ A  ==  v @ J  ==  torch.autograd.grad(..., grad_outputs=v)  ==  torch.func.vjp")
+print(
+    "(v * (1 - t^2)) @ A  ==  v @ J  ==  torch.autograd.grad(..., grad_outputs=v)  ==  torch.func.vjp"
+)
 
 # %% [markdown]
 # Conversely, a full Jacobian costs one VJP **per output**: row $i$ of $J$ is $e_i^\top J$.
@@ -420,12 +489,16 @@ B, M, N = 4, 3, 5
 X, A, b = rng.normal(size=(B, N)), rng.normal(size=(M, N)), rng.normal(size=M)
 Y_bar = rng.normal(size=(B, M))  # upstream dL/dY
 jacobians = calculus.linear_jacobians(X, A)
-references = [autograd_jacobian(lambda Z: calculus.linear(Z, A, b), X),
-              autograd_jacobian(lambda Z: calculus.linear(X, Z, b), A),
-              autograd_jacobian(lambda z: calculus.linear(X, A, z), b)]
-finite_diffs = [numerical_jacobian(lambda Z: calculus.linear(Z, A, b), X),
-                numerical_jacobian(lambda Z: calculus.linear(X, Z, b), A),
-                numerical_jacobian(lambda z: calculus.linear(X, A, z), b)]
+references = [
+    autograd_jacobian(lambda Z: calculus.linear(Z, A, b), X),
+    autograd_jacobian(lambda Z: calculus.linear(X, Z, b), A),
+    autograd_jacobian(lambda z: calculus.linear(X, A, z), b),
+]
+finite_diffs = [
+    numerical_jacobian(lambda Z: calculus.linear(Z, A, b), X),
+    numerical_jacobian(lambda Z: calculus.linear(X, Z, b), A),
+    numerical_jacobian(lambda z: calculus.linear(X, A, z), b),
+]
 vjps = calculus.linear_vjp(X, A, Y_bar)  # Y_bar @ A, Y_bar.T @ X, Y_bar.sum(axis=0)
 
 # torch's own backward pass of the same layer, seeded with Y_bar
@@ -433,14 +506,25 @@ X_t, A_t, b_t = (torch.tensor(a, requires_grad=True) for a in (X, A, b))
 calculus.linear(X_t, A_t, b_t).backward(torch.tensor(Y_bar))
 torch_grads = [X_t.grad.numpy(), A_t.grad.numpy(), b_t.grad.numpy()]
 
-print(f"{'':8}{'Jacobian shape':>16}{'entries':>9}{'nonzero':>9}   {'VJP shape':>10}{'entries':>8}")
-for name, J, J_ag, J_fd, g, g_torch in zip(["dY/dX", "dY/dA", "dY/db"], jacobians, references, finite_diffs,
-                                           vjps, torch_grads):
-    agrees = (relative_error(J, J_ag) < AUTOGRAD_RTOL) and (relative_error(J, J_fd) < FD_RTOL)
-    assert agrees, f"{name}: closed-form Jacobian disagrees with autograd or finite differences"
-    assert_allclose(np.tensordot(Y_bar, J, axes=2), g)  # contracting dL/dY with the Jacobian = the VJP formula
-    assert_allclose(g, g_torch, rtol=1e-12)              # = torch's backward pass
-    print(f"{name:8}{str(J.shape):>16}{J.size:>9}{np.count_nonzero(J) / J.size:>9.1%}   {str(g.shape):>10}{g.size:>8}")
+print(
+    f"{'':8}{'Jacobian shape':>16}{'entries':>9}{'nonzero':>9}   {'VJP shape':>10}{'entries':>8}"
+)
+for name, J, J_ag, J_fd, g, g_torch in zip(
+    ["dY/dX", "dY/dA", "dY/db"], jacobians, references, finite_diffs, vjps, torch_grads
+):
+    agrees = (relative_error(J, J_ag) < AUTOGRAD_RTOL) and (
+        relative_error(J, J_fd) < FD_RTOL
+    )
+    assert agrees, (
+        f"{name}: closed-form Jacobian disagrees with autograd or finite differences"
+    )
+    assert_allclose(
+        np.tensordot(Y_bar, J, axes=2), g
+    )  # contracting dL/dY with the Jacobian = the VJP formula
+    assert_allclose(g, g_torch, rtol=1e-12)  # = torch's backward pass
+    print(
+        f"{name:8}{str(J.shape):>16}{J.size:>9}{np.count_nonzero(J) / J.size:>9.1%}   {str(g.shape):>10}{g.size:>8}"
+    )
 
 # %% [markdown]
 # Each full Jacobian agrees with `torch.autograd` and finite differences; contracting
@@ -449,6 +533,7 @@ for name, J, J_ag, J_fd, g, g_torch in zip(["dY/dX", "dY/dA", "dY/db"], jacobian
 # in general; $1/M$ of the other two), and they are much larger than the gradients they
 # produce. At a realistic size the difference is not a matter of taste. For a first layer
 # on $28\times 28$ images, $N = 784$ inputs, $M = 256$ outputs and a batch of $B = 64$:
+
 
 # %%
 def fmt_bytes(nbytes):
@@ -464,8 +549,10 @@ entries = {"dY/dX": B * M * B * N, "dY/dA": B * M * M * N, "dY/db": B * M * M}
 gradient_entries = {"dY/dX": B * N, "dY/dA": M * N, "dY/db": M}
 print("float32 (4 bytes per entry)")
 for name in entries:
-    print(f"{name}: full Jacobian {entries[name]:.3g} entries = {fmt_bytes(4 * entries[name]):>9};"
-          f"  VJP result {gradient_entries[name]:>6} entries = {fmt_bytes(4 * gradient_entries[name]):>9}")
+    print(
+        f"{name}: full Jacobian {entries[name]:.3g} entries = {fmt_bytes(4 * entries[name]):>9};"
+        f"  VJP result {gradient_entries[name]:>6} entries = {fmt_bytes(4 * gradient_entries[name]):>9}"
+    )
 
 # %% [markdown]
 # Storing $\partial Y/\partial A$ for this one layer would take 12.2 GiB, and
@@ -488,6 +575,7 @@ for name in entries:
 # PyTorch versions we report the size of the result (an $n\times n$ Jacobian against an
 # $n$-vector), which is deterministic.
 
+
 # %%
 def make_chain(n, depth, rng):
     As = [rng.normal(scale=1 / np.sqrt(n), size=(n, n)) for _ in range(depth)]
@@ -503,13 +591,17 @@ def chain_torch(x, As, bs):
 
 
 def full_jacobian_autograd(x, w, As, bs):
-    J = torch.autograd.functional.jacobian(lambda z: chain_torch(z, As, bs), x)  # n x n: n backward passes
+    J = torch.autograd.functional.jacobian(
+        lambda z: chain_torch(z, As, bs), x
+    )  # n x n: n backward passes
     return w @ J, J
 
 
 def one_vjp_autograd(x, w, As, bs):
     x = x.detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(chain_torch(x, As, bs), x, grad_outputs=w)  # one backward pass
+    (g,) = torch.autograd.grad(
+        chain_torch(x, As, bs), x, grad_outputs=w
+    )  # one backward pass
     return g
 
 
@@ -527,7 +619,9 @@ def one_vjp_numpy(x, w, As, bs):
     for A, b in zip(As, bs):  # forward pass, keeping the activations
         hs.append(np.tanh(A @ hs[-1] + b))
     g = w
-    for A, h in zip(reversed(As), reversed(hs[1:])):  # backward pass: one VJP per layer, O(n^2)
+    for A, h in zip(
+        reversed(As), reversed(hs[1:])
+    ):  # backward pass: one VJP per layer, O(n^2)
         g = (g * (1 - h**2)) @ A
     return g
 
@@ -553,8 +647,13 @@ def peak_bytes(fn):
 # the closed-form VJP step is calculus.tanh_layer_vjp, and the Jacobian step calculus.tanh_layer_jacobian
 As, bs = make_chain(8, 1, rng)
 x8, w8 = rng.normal(size=(2, 8))
-assert_allclose(one_vjp_numpy(x8, w8, As, bs), calculus.tanh_layer_vjp(x8, As[0], bs[0], w8))
-assert_allclose(full_jacobian_numpy(x8, w8, As, bs), w8 @ calculus.tanh_layer_jacobian(x8, As[0], bs[0]))
+assert_allclose(
+    one_vjp_numpy(x8, w8, As, bs), calculus.tanh_layer_vjp(x8, As[0], bs[0], w8)
+)
+assert_allclose(
+    full_jacobian_numpy(x8, w8, As, bs),
+    w8 @ calculus.tanh_layer_jacobian(x8, As[0], bs[0]),
+)
 
 # %% tags=["nbval-ignore-output"]
 rows = []
@@ -567,27 +666,47 @@ for n in TIMING_WIDTHS:
     g_jac_ag, J_t = full_jacobian_autograd(x_t, w_t, As_t, bs_t)
     g_vjp_ag = one_vjp_autograd(x_t, w_t, As_t, bs_t)
     g_jac_np, g_vjp_np = full_jacobian_numpy(x, w, As, bs), one_vjp_numpy(x, w, As, bs)
-    for g in (g_jac_ag.numpy(), g_jac_np, g_vjp_np):  # all four routes give the same gradient
+    for g in (
+        g_jac_ag.numpy(),
+        g_jac_np,
+        g_vjp_np,
+    ):  # all four routes give the same gradient
         assert_allclose(g, g_vjp_ag.numpy(), rtol=1e-9, atol=1e-12)
 
-    rows.append({
-        "n": n,
-        "time_jac_autograd": best_time(lambda: full_jacobian_autograd(x_t, w_t, As_t, bs_t), TIMING_REPEATS),
-        "time_jac_numpy": best_time(lambda: full_jacobian_numpy(x, w, As, bs), TIMING_REPEATS),
-        "time_vjp_autograd": best_time(lambda: one_vjp_autograd(x_t, w_t, As_t, bs_t), TIMING_REPEATS),
-        "time_vjp_numpy": best_time(lambda: one_vjp_numpy(x, w, As, bs), TIMING_REPEATS),
-        "mem_jac_numpy": peak_bytes(lambda: full_jacobian_numpy(x, w, As, bs)),
-        "mem_vjp_numpy": peak_bytes(lambda: one_vjp_numpy(x, w, As, bs)),
-        "size_jac_autograd": J_t.element_size() * J_t.nelement(),
-        "size_vjp_autograd": g_vjp_ag.element_size() * g_vjp_ag.nelement(),
-    })
+    rows.append(
+        {
+            "n": n,
+            "time_jac_autograd": best_time(
+                lambda: full_jacobian_autograd(x_t, w_t, As_t, bs_t), TIMING_REPEATS
+            ),
+            "time_jac_numpy": best_time(
+                lambda: full_jacobian_numpy(x, w, As, bs), TIMING_REPEATS
+            ),
+            "time_vjp_autograd": best_time(
+                lambda: one_vjp_autograd(x_t, w_t, As_t, bs_t), TIMING_REPEATS
+            ),
+            "time_vjp_numpy": best_time(
+                lambda: one_vjp_numpy(x, w, As, bs), TIMING_REPEATS
+            ),
+            "mem_jac_numpy": peak_bytes(lambda: full_jacobian_numpy(x, w, As, bs)),
+            "mem_vjp_numpy": peak_bytes(lambda: one_vjp_numpy(x, w, As, bs)),
+            "size_jac_autograd": J_t.element_size() * J_t.nelement(),
+            "size_vjp_autograd": g_vjp_ag.element_size() * g_vjp_ag.nelement(),
+        }
+    )
 
-print(f"{'n':>5} | {'time (ms): full Jacobian':>26} | {'time (ms): one VJP':>26} | {'peak memory, NumPy':>22}")
-print(f"{'':>5} | {'autograd':>12}{'closed form':>14} | {'autograd':>12}{'closed form':>14} | {'Jacobian':>11}{'VJP':>11}")
+print(
+    f"{'n':>5} | {'time (ms): full Jacobian':>26} | {'time (ms): one VJP':>26} | {'peak memory, NumPy':>22}"
+)
+print(
+    f"{'':>5} | {'autograd':>12}{'closed form':>14} | {'autograd':>12}{'closed form':>14} | {'Jacobian':>11}{'VJP':>11}"
+)
 for r in rows:
-    print(f"{r['n']:>5} | {1e3 * r['time_jac_autograd']:>12.3f}{1e3 * r['time_jac_numpy']:>14.3f} | "
-          f"{1e3 * r['time_vjp_autograd']:>12.3f}{1e3 * r['time_vjp_numpy']:>14.3f} | "
-          f"{fmt_bytes(r['mem_jac_numpy']):>11}{fmt_bytes(r['mem_vjp_numpy']):>11}")
+    print(
+        f"{r['n']:>5} | {1e3 * r['time_jac_autograd']:>12.3f}{1e3 * r['time_jac_numpy']:>14.3f} | "
+        f"{1e3 * r['time_vjp_autograd']:>12.3f}{1e3 * r['time_vjp_numpy']:>14.3f} | "
+        f"{fmt_bytes(r['mem_jac_numpy']):>11}{fmt_bytes(r['mem_vjp_numpy']):>11}"
+    )
 
 # %% [markdown]
 # The same numbers as a figure, on log-log axes (both quantities span several decades):
@@ -596,17 +715,46 @@ for r in rows:
 ns = np.array([r["n"] for r in rows])
 col = {k: np.array([r[k] for r in rows]) for k in rows[0]}
 fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
-ax_t.loglog(ns, col["time_jac_autograd"], "o-", color="C3", label="full Jacobian, autograd")
-ax_t.loglog(ns, col["time_jac_numpy"], "s--", color="C1", label="full Jacobian, closed form")
+ax_t.loglog(
+    ns, col["time_jac_autograd"], "o-", color="C3", label="full Jacobian, autograd"
+)
+ax_t.loglog(
+    ns, col["time_jac_numpy"], "s--", color="C1", label="full Jacobian, closed form"
+)
 ax_t.loglog(ns, col["time_vjp_autograd"], "o-", color="C0", label="one VJP, autograd")
 ax_t.loglog(ns, col["time_vjp_numpy"], "s--", color="C2", label="one VJP, closed form")
-ax_t.set(xlabel="layer width n", ylabel="time per gradient (s)",
-         title=f"Gradient of a {TIMING_DEPTH}-layer tanh chain: time")
-ax_m.loglog(ns, col["mem_jac_numpy"], "s--", color="C1", label="full Jacobian, closed form (peak, measured)")
-ax_m.loglog(ns, col["mem_vjp_numpy"], "s--", color="C2", label="one VJP, closed form (peak, measured)")
-ax_m.loglog(ns, col["size_jac_autograd"], "o-", color="C3", label="autograd Jacobian result (n x n)")
-ax_m.loglog(ns, col["size_vjp_autograd"], "o-", color="C0", label="autograd VJP result (n)")
-ax_m.set(xlabel="layer width n", ylabel="memory (bytes)", title="Memory beyond the weights")
+ax_t.set(
+    xlabel="layer width n",
+    ylabel="time per gradient (s)",
+    title=f"Gradient of a {TIMING_DEPTH}-layer tanh chain: time",
+)
+ax_m.loglog(
+    ns,
+    col["mem_jac_numpy"],
+    "s--",
+    color="C1",
+    label="full Jacobian, closed form (peak, measured)",
+)
+ax_m.loglog(
+    ns,
+    col["mem_vjp_numpy"],
+    "s--",
+    color="C2",
+    label="one VJP, closed form (peak, measured)",
+)
+ax_m.loglog(
+    ns,
+    col["size_jac_autograd"],
+    "o-",
+    color="C3",
+    label="autograd Jacobian result (n x n)",
+)
+ax_m.loglog(
+    ns, col["size_vjp_autograd"], "o-", color="C0", label="autograd VJP result (n)"
+)
+ax_m.set(
+    xlabel="layer width n", ylabel="memory (bytes)", title="Memory beyond the weights"
+)
 for ax in (ax_t, ax_m):
     ax.set_xticks(ns, [str(n) for n in ns])
     ax.minorticks_off()
@@ -640,11 +788,20 @@ ratio_ag = col["time_jac_autograd"] / col["time_vjp_autograd"]
 ratio_np = col["time_jac_numpy"] / col["time_vjp_numpy"]
 assert ratio_ag[-1] > 5 and ratio_np[-1] > 5, (ratio_ag, ratio_np)
 assert ratio_ag[-1] > ratio_ag[0] and ratio_np[-1] > ratio_np[0], (ratio_ag, ratio_np)
-assert col["time_jac_autograd"][-1] == max(col[k][-1] for k in col if k.startswith("time_"))
+assert col["time_jac_autograd"][-1] == max(
+    col[k][-1] for k in col if k.startswith("time_")
+)
 assert col["mem_jac_numpy"][-1] > 50 * col["mem_vjp_numpy"][-1]
-slopes = {k: np.polyfit(np.log(ns[-3:]), np.log(col[k][-3:]), 1)[0] for k in ("mem_jac_numpy", "mem_vjp_numpy")}
-assert 1.8 < slopes["mem_jac_numpy"] < 2.2 and 0.8 < slopes["mem_vjp_numpy"] < 1.2, slopes
-print("the pattern holds: the full Jacobian is slower by a factor that grows with n, and needs O(n^2) memory against O(n)")
+slopes = {
+    k: np.polyfit(np.log(ns[-3:]), np.log(col[k][-3:]), 1)[0]
+    for k in ("mem_jac_numpy", "mem_vjp_numpy")
+}
+assert 1.8 < slopes["mem_jac_numpy"] < 2.2 and 0.8 < slopes["mem_vjp_numpy"] < 1.2, (
+    slopes
+)
+print(
+    "the pattern holds: the full Jacobian is slower by a factor that grows with n, and needs O(n^2) memory against O(n)"
+)
 
 # %% [markdown]
 # This is why a backward pass never forms a full Jacobian: the loss is a scalar, so the
@@ -761,29 +918,52 @@ Bm, x = rng.normal(size=(n, n)), rng.normal(size=n)
 J_fd = numerical_jacobian(lambda v: v @ Bm @ v, x)[None, :]
 assert_allclose(x @ (Bm + Bm.T), J_fd[0], rtol=1e-7)  # exercise 1: x^T (B + B^T)
 assert not np.allclose(2 * x @ Bm, J_fd[0])  # 2 x^T B is wrong for this non-symmetric B
-assert_allclose(2 * x @ ((Bm + Bm.T) / 2), J_fd[0], rtol=1e-7)  # and right for a symmetric one
+assert_allclose(
+    2 * x @ ((Bm + Bm.T) / 2), J_fd[0], rtol=1e-7
+)  # and right for a symmetric one
 
 K_cls = 5
 z, g = rng.normal(size=(2, K_cls))
 p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
 softmax_t = lambda v: torch.softmax(v, dim=0)  # noqa: E731
 J_soft = np.diag(p) - np.outer(p, p)
-assert_allclose(J_soft, autograd_jacobian(softmax_t, z), rtol=1e-12, atol=1e-15)  # exercise 2: Jacobian
-assert_allclose(p * (g - g @ p), g @ J_soft, atol=1e-15)  # exercise 2: VJP without the Jacobian
-rows_from_vjps = np.stack([torch.func.vjp(softmax_t, torch.tensor(z))[1](torch.eye(K_cls)[i])[0].numpy()
-                           for i in range(K_cls)])
-cols_from_jvps = np.stack([torch.func.jvp(softmax_t, (torch.tensor(z),), (torch.eye(K_cls)[j],))[1].numpy()
-                           for j in range(K_cls)], axis=1)
+assert_allclose(
+    J_soft, autograd_jacobian(softmax_t, z), rtol=1e-12, atol=1e-15
+)  # exercise 2: Jacobian
+assert_allclose(
+    p * (g - g @ p), g @ J_soft, atol=1e-15
+)  # exercise 2: VJP without the Jacobian
+rows_from_vjps = np.stack(
+    [
+        torch.func.vjp(softmax_t, torch.tensor(z))[1](torch.eye(K_cls)[i])[0].numpy()
+        for i in range(K_cls)
+    ]
+)
+cols_from_jvps = np.stack(
+    [
+        torch.func.jvp(softmax_t, (torch.tensor(z),), (torch.eye(K_cls)[j],))[1].numpy()
+        for j in range(K_cls)
+    ],
+    axis=1,
+)
 assert_allclose(rows_from_vjps, J_soft, atol=1e-15)  # exercise 4: K VJPs give the rows
-assert_allclose(cols_from_jvps, J_soft, atol=1e-15)  # exercise 4: K JVPs give the columns
+assert_allclose(
+    cols_from_jvps, J_soft, atol=1e-15
+)  # exercise 4: K JVPs give the columns
 
 M, N = 3, 4
 A, x, g = rng.normal(size=(M, N)), rng.normal(size=N), rng.normal(size=M)
 J_w = numerical_jacobian(lambda Z: Z @ x, A)  # shape (M, M, N)
 assert J_w.shape == (M, M, N)
-assert_allclose(J_w, np.einsum("ik,j->ikj", np.eye(M), x), atol=1e-9)  # exercise 3: delta_ik x_j
-assert_allclose(np.tensordot(g, J_w, axes=1), np.outer(g, x), atol=1e-9)  # the VJP is g^T x^T
-assert_allclose(np.outer(g, x), calculus.linear_vjp(x[None, :], A, g[None, :])[1])  # = chapter 1's dY^T X
+assert_allclose(
+    J_w, np.einsum("ik,j->ikj", np.eye(M), x), atol=1e-9
+)  # exercise 3: delta_ik x_j
+assert_allclose(
+    np.tensordot(g, J_w, axes=1), np.outer(g, x), atol=1e-9
+)  # the VJP is g^T x^T
+assert_allclose(
+    np.outer(g, x), calculus.linear_vjp(x[None, :], A, g[None, :])[1]
+)  # = chapter 1's dY^T X
 print("all four solutions check out")
 
 # %% [markdown]

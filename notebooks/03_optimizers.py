@@ -32,11 +32,18 @@
 # second derivatives). No machine learning beyond that.
 
 # %% tags=["remove-cell"]
-# Colab setup: install the course package from the repository (no-op elsewhere).
-import subprocess, sys
+# Colab setup: install course_utils and what this chapter needs (a no-op elsewhere).
+import os
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "course-utils @ git+https://github.com/nn-training-course/nn-training-book@main"], check=True)
+    source = os.environ.get(
+        "COURSE_BOOK_SOURCE",
+        "git+https://github.com/nn-training-course/nn-training-book@main",
+    )
+    package = f"course-utils[ch03] @ {source}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %% tags=["parameters"]
 SEED = 0
@@ -44,7 +51,9 @@ W_START = (0.0, 1.0)  # where every run on the Rosenbrock function starts
 NUM_STEPS_SHORT = 100  # the first comparison at lr = 0.01
 NUM_STEPS_LONG = 1000  # the larger learning rate, lr = 0.04
 NUM_STEPS_SIDE = 500  # all six optimizers side by side
-ANIM_FRAMES = 50  # frames of the animation (each frame is an image stored in the notebook)
+ANIM_FRAMES = (
+    50  # frames of the animation (each frame is an image stored in the notebook)
+)
 # Steps-to-tolerance sweep: learning rates per optimizer, step budget, and the tolerance on R(w).
 # Everything here is cheap; a reader may raise SWEEP_LRS and SWEEP_MAX_STEPS freely.
 SWEEP_LRS = 25
@@ -95,6 +104,7 @@ print(info)
 # grid (or on torch tensors), and the code cell after them checks the formulas against
 # `torch.autograd` and finite differences.
 
+
 # %%
 def rosenbrock(w1, w2):
     """R(w) for arrays (or tensors) w1, w2 of any shape, elementwise."""
@@ -119,13 +129,21 @@ for point in [W_START, (1.0, 1.0), (-1.2, 1.0), (0.7, 0.29)]:
     H_torch = torch.autograd.functional.hessian(lambda v: rosenbrock(v[0], v[1]), w)
     assert_allclose(rosenbrock_grad(point), g_torch.numpy(), rtol=1e-12, atol=1e-12)
     assert_allclose(rosenbrock_hessian(point), H_torch.numpy(), rtol=1e-12, atol=1e-12)
-    assert_allclose(rosenbrock_grad(point), numerical_gradient(lambda v: rosenbrock(*v), point), atol=1e-7)
+    assert_allclose(
+        rosenbrock_grad(point),
+        numerical_gradient(lambda v: rosenbrock(*v), point),
+        atol=1e-7,
+    )
 
 curvatures = np.linalg.eigvalsh(rosenbrock_hessian((1.0, 1.0)))
 print("gradient and Hessian agree with torch.autograd and finite differences")
-print(f"Hessian eigenvalues at the minimum: {curvatures[0]:.3f} and {curvatures[1]:.2f}"
-      f" (condition number {curvatures[1] / curvatures[0]:.0f})")
-print(f"gradient descent is stable near the minimum only for lr < 2 / {curvatures[1]:.2f} = {2 / curvatures[1]:.4f}")
+print(
+    f"Hessian eigenvalues at the minimum: {curvatures[0]:.3f} and {curvatures[1]:.2f}"
+    f" (condition number {curvatures[1] / curvatures[0]:.0f})"
+)
+print(
+    f"gradient descent is stable near the minimum only for lr < 2 / {curvatures[1]:.2f} = {2 / curvatures[1]:.4f}"
+)
 
 # %% [markdown]
 # Near the minimum the valley is 258 times more curved across than along. Gradient descent
@@ -140,7 +158,9 @@ print(f"gradient descent is stable near the minimum only for lr < 2 / {curvature
 # %%
 G1, G2 = np.meshgrid(np.linspace(-1.0, 1.6, 256), np.linspace(-0.7, 2.0, 256))
 R_GRID = rosenbrock(G1, G2)  # 65,536 values in one vectorized call
-assert R_GRID.min() > 0  # the grid misses (1, 1) itself, so the log-scaled levels need no masking
+assert (
+    R_GRID.min() > 0
+)  # the grid misses (1, 1) itself, so the log-scaled levels need no masking
 LEVELS = np.logspace(-3, 2.5, 23)
 XLIM, YLIM = (-1.0, 1.6), (-0.7, 2.0)
 
@@ -149,7 +169,16 @@ def rosenbrock_axes(ax=None, title=None, figsize=(5.0, 4.0)):
     """Log-spaced contours of R, the start (black dot) and the minimum (red star)."""
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
-    ax.contour(G1, G2, R_GRID, levels=LEVELS, norm=LogNorm(), cmap="Greys_r", linewidths=0.6, alpha=0.8)
+    ax.contour(
+        G1,
+        G2,
+        R_GRID,
+        levels=LEVELS,
+        norm=LogNorm(),
+        cmap="Greys_r",
+        linewidths=0.6,
+        alpha=0.8,
+    )
     ax.plot(*W_START, "ko", ms=5, label="start $w_0$", zorder=3)
     ax.plot(1, 1, "r*", ms=11, label="minimum $w^\\star$", zorder=3)
     ax.set(xlim=XLIM, ylim=YLIM, xlabel="$w_1$", ylabel="$w_2$")
@@ -160,10 +189,22 @@ def rosenbrock_axes(ax=None, title=None, figsize=(5.0, 4.0)):
 
 
 fig, ax = plt.subplots(figsize=(5.6, 4.2))
-filled = ax.contourf(G1, G2, R_GRID, levels=LEVELS, norm=LogNorm(), cmap="viridis", extend="both")
-fig.colorbar(filled, ax=ax, label="$R(w)$ (log scale)", ticks=[1e-3, 1e-2, 1e-1, 1, 10, 100])
-rosenbrock_axes(ax, title="The Rosenbrock function $R(w) = (1-w_1)^2 + 10(w_2-w_1^2)^2$")
-ax.plot(np.linspace(-1, 1.6), np.linspace(-1, 1.6) ** 2, "w--", lw=1, label="valley floor $w_2 = w_1^2$")
+filled = ax.contourf(
+    G1, G2, R_GRID, levels=LEVELS, norm=LogNorm(), cmap="viridis", extend="both"
+)
+fig.colorbar(
+    filled, ax=ax, label="$R(w)$ (log scale)", ticks=[1e-3, 1e-2, 1e-1, 1, 10, 100]
+)
+rosenbrock_axes(
+    ax, title="The Rosenbrock function $R(w) = (1-w_1)^2 + 10(w_2-w_1^2)^2$"
+)
+ax.plot(
+    np.linspace(-1, 1.6),
+    np.linspace(-1, 1.6) ** 2,
+    "w--",
+    lw=1,
+    label="valley floor $w_2 = w_1^2$",
+)
 ax.legend(loc="lower right")
 plt.show()
 
@@ -219,6 +260,7 @@ print(inspect.getsource(optim.Adam.update))
 # experiment with `torch.optim`, where `torch.autograd` computes the gradient. A run stops
 # early when it *diverges*, which we define as a coordinate leaving $[-10^6, 10^6]$.
 
+
 # %%
 def run(opt_cls, lr, num_steps, w0=W_START, grad=rosenbrock_grad, **hyper):
     """The iterates w_0, ..., w_T of opt_cls(lr, **hyper) on R from w0; stops once |w| > 1e6."""
@@ -258,6 +300,7 @@ def max_relative_error(a, b):
     assert a.shape == b.shape, (a.shape, b.shape)
     return max(relative_error(x, y) for x, y in zip(a, b))
 
+
 # %% [markdown]
 # The check against `torch.optim`: 1,000 steps of each optimizer, with settings at which the
 # iteration is stable (the unit tests in `tests/test_optim.py` run more settings, a random
@@ -266,9 +309,27 @@ def max_relative_error(a, b):
 # %%
 VERIFY = {  # name: (our optimizer, torch's, learning rate, our hyperparameters, torch's)
     "SGD": (optim.SGD, torch.optim.SGD, 0.01, {}, {}),
-    "Momentum": (optim.Momentum, torch.optim.SGD, 0.002, dict(beta=0.9), dict(momentum=0.9)),
-    "Nesterov": (optim.Nesterov, torch.optim.SGD, 0.002, dict(beta=0.9), dict(momentum=0.9, nesterov=True)),
-    "RMSProp": (optim.RMSProp, torch.optim.RMSprop, 0.002, dict(beta=0.99, eps=1e-3), dict(alpha=0.99, eps=1e-3)),
+    "Momentum": (
+        optim.Momentum,
+        torch.optim.SGD,
+        0.002,
+        dict(beta=0.9),
+        dict(momentum=0.9),
+    ),
+    "Nesterov": (
+        optim.Nesterov,
+        torch.optim.SGD,
+        0.002,
+        dict(beta=0.9),
+        dict(momentum=0.9, nesterov=True),
+    ),
+    "RMSProp": (
+        optim.RMSProp,
+        torch.optim.RMSprop,
+        0.002,
+        dict(beta=0.99, eps=1e-3),
+        dict(alpha=0.99, eps=1e-3),
+    ),
     "Adam": (optim.Adam, torch.optim.Adam, 0.01, {}, {}),
     "NAdam": (optim.NAdam, torch.optim.NAdam, 0.01, {}, {}),
 }
@@ -276,15 +337,25 @@ for name, (ours, theirs, lr, hyper, torch_hyper) in VERIFY.items():
     a = run(ours, lr, NUM_STEPS_LONG, **hyper)
     b = torch_run(lambda ps: theirs(ps, lr=lr, **torch_hyper), NUM_STEPS_LONG)
     assert len(a) == NUM_STEPS_LONG + 1 and max_relative_error(a, b) <= 1e-6, name
-    print(f"{name:9s} lr={lr:<6g} matches torch.optim over {NUM_STEPS_LONG} steps"
-          f" (relative error <= 1e-6); final R = {loss_path(a)[-1]:.2e}")
+    print(
+        f"{name:9s} lr={lr:<6g} matches torch.optim over {NUM_STEPS_LONG} steps"
+        f" (relative error <= 1e-6); final R = {loss_path(a)[-1]:.2e}"
+    )
 
-torch.set_default_dtype(torch.float32)  # torch then keeps NAdam's product of mu_t in float32
-nadam_float32_scalars = torch_run(lambda ps: torch.optim.NAdam(ps, lr=0.01), NUM_STEPS_LONG)
+torch.set_default_dtype(
+    torch.float32
+)  # torch then keeps NAdam's product of mu_t in float32
+nadam_float32_scalars = torch_run(
+    lambda ps: torch.optim.NAdam(ps, lr=0.01), NUM_STEPS_LONG
+)
 torch.set_default_dtype(torch.float64)
-nadam_drift = max_relative_error(run(optim.NAdam, 0.01, NUM_STEPS_LONG), nadam_float32_scalars)
+nadam_drift = max_relative_error(
+    run(optim.NAdam, 0.01, NUM_STEPS_LONG), nadam_float32_scalars
+)
 assert 1e-12 < nadam_drift < 1e-8
-print(f"NAdam against torch with its default float32 scalar state: relative difference {nadam_drift:.0e}")
+print(
+    f"NAdam against torch with its default float32 scalar state: relative difference {nadam_drift:.0e}"
+)
 
 # %% [markdown]
 # One detail surfaced while building this check: torch's NAdam keeps the product $\Pi_t$ in
@@ -300,6 +371,7 @@ print(f"NAdam against torch with its default float32 scalar state: relative diff
 # it: $w \leftarrow (1 - \eta\lambda)\,w$, then the Adam step on the raw gradient. With the base
 # class that is one short subclass, checked here against `torch.optim.AdamW`:
 
+
 # %%
 class AdamW(optim.Adam):
     r"""Adam with decoupled weight decay: w <- (1 - lr * decay) w, then the Adam step on g."""
@@ -307,8 +379,12 @@ class AdamW(optim.Adam):
     hyperparameters = ("beta1", "beta2", "eps", "decoupled_weight_decay")
 
     def __init__(self, params, lr=1e-3, weight_decay=1e-2, **adam_hyper):
-        super().__init__(params, lr=lr, **adam_hyper)  # the coupled weight decay stays 0
-        self.decoupled_weight_decay = optim.check_nonnegative("weight_decay", weight_decay)
+        super().__init__(
+            params, lr=lr, **adam_hyper
+        )  # the coupled weight decay stays 0
+        self.decoupled_weight_decay = optim.check_nonnegative(
+            "weight_decay", weight_decay
+        )
 
     def update(self, p, g, state):
         p *= 1.0 - self.lr * self.decoupled_weight_decay
@@ -316,10 +392,14 @@ class AdamW(optim.Adam):
 
 
 a = run(AdamW, 0.01, NUM_STEPS_LONG, weight_decay=0.1)
-b = torch_run(lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1), NUM_STEPS_LONG)
+b = torch_run(
+    lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1), NUM_STEPS_LONG
+)
 assert max_relative_error(a, b) <= 1e-6
 print(AdamW([np.zeros(2)], lr=0.01, weight_decay=0.1))
-print(f"matches torch.optim.AdamW over {NUM_STEPS_LONG} steps, ending at w = {a[-1].round(3)}")
+print(
+    f"matches torch.optim.AdamW over {NUM_STEPS_LONG} steps, ending at w = {a[-1].round(3)}"
+)
 
 # %% [markdown]
 # ## Gradient descent, momentum and Adam at $\eta = 0.01$
@@ -330,20 +410,41 @@ print(f"matches torch.optim.AdamW over {NUM_STEPS_LONG} steps, ending at w = {a[
 
 # %%
 THREE = {  # name: (class, hyperparameters, colour, the torch.optim counterpart)
-    "gradient descent": (optim.SGD, {}, "C0", lambda ps, lr: torch.optim.SGD(ps, lr=lr)),
-    "momentum (β = 0.9)": (optim.Momentum, dict(beta=0.9), "C1", lambda ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.9)),
+    "gradient descent": (
+        optim.SGD,
+        {},
+        "C0",
+        lambda ps, lr: torch.optim.SGD(ps, lr=lr),
+    ),
+    "momentum (β = 0.9)": (
+        optim.Momentum,
+        dict(beta=0.9),
+        "C1",
+        lambda ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.9),
+    ),
     "Adam": (optim.Adam, {}, "C2", lambda ps, lr: torch.optim.Adam(ps, lr=lr)),
 }
 
 
 def compare_three(lr, num_steps):
-    paths = {name: run(cls, lr, num_steps, **hyper) for name, (cls, hyper, _, _) in THREE.items()}
+    paths = {
+        name: run(cls, lr, num_steps, **hyper)
+        for name, (cls, hyper, _, _) in THREE.items()
+    }
     rows = []
     for name, path in paths.items():
         losses = loss_path(path)
-        rows.append({"optimizer": name, "steps run": len(path) - 1,
-                     "final R": f"{losses[-1]:.3g}", "smallest R": f"{np.nanmin(losses):.3g}",
-                     "final w": np.array2string(path[-1], precision=3) if np.all(np.abs(path[-1]) < 1e6) else "diverged"})
+        rows.append(
+            {
+                "optimizer": name,
+                "steps run": len(path) - 1,
+                "final R": f"{losses[-1]:.3g}",
+                "smallest R": f"{np.nanmin(losses):.3g}",
+                "final w": np.array2string(path[-1], precision=3)
+                if np.all(np.abs(path[-1]) < 1e6)
+                else "diverged",
+            }
+        )
     return paths, pd.DataFrame(rows).set_index("optimizer")
 
 
@@ -355,7 +456,13 @@ def plot_three(paths, lr):
         ax0.plot(path[:, 0], path[:, 1], ".-", color=colour, ms=2, lw=1, label=name)
         ax1.plot(np.arange(len(path)), loss_path(path), color=colour, label=name)
     ax0.legend(loc="lower right", fontsize=8)
-    ax1.set(xscale="log", yscale="log", xlabel="step $t$", ylabel="$R(w_t)$", title=f"Loss, lr = {lr}")
+    ax1.set(
+        xscale="log",
+        yscale="log",
+        xlabel="step $t$",
+        ylabel="$R(w_t)$",
+        title=f"Loss, lr = {lr}",
+    )
     ax1.legend()
     plt.show()
 
@@ -363,13 +470,24 @@ def plot_three(paths, lr):
 paths_short, table = compare_three(0.01, NUM_STEPS_SHORT)
 for name, path in paths_short.items():  # the three runs, checked against torch.optim
     make_torch = THREE[name][3]
-    assert max_relative_error(path, torch_run(lambda ps: make_torch(ps, 0.01), NUM_STEPS_SHORT)) <= 1e-6, name
+    assert (
+        max_relative_error(
+            path, torch_run(lambda ps: make_torch(ps, 0.01), NUM_STEPS_SHORT)
+        )
+        <= 1e-6
+    ), name
 print(table.to_string())
 adam_first_step = paths_short["Adam"][1] - paths_short["Adam"][0]
 assert_allclose(rosenbrock_grad(W_START), [-2.0, 20.0])
-assert_allclose(adam_first_step, [0.01, -0.01], atol=1e-9)  # -lr * sign(g), whatever the size of g
-assert paths_short["momentum (β = 0.9)"][:, 0].max() > 1.0  # momentum overshoots w_1 = 1
-print(f"Adam's first step: {adam_first_step.round(6)}; momentum's largest w_1: {paths_short['momentum (β = 0.9)'][:, 0].max():.3f}")
+assert_allclose(
+    adam_first_step, [0.01, -0.01], atol=1e-9
+)  # -lr * sign(g), whatever the size of g
+assert (
+    paths_short["momentum (β = 0.9)"][:, 0].max() > 1.0
+)  # momentum overshoots w_1 = 1
+print(
+    f"Adam's first step: {adam_first_step.round(6)}; momentum's largest w_1: {paths_short['momentum (β = 0.9)'][:, 0].max():.3f}"
+)
 plot_three(paths_short, 0.01)
 
 # %% [markdown]
@@ -418,11 +536,19 @@ assert_allclose(b - 0.04 * rosenbrock_grad(b), a, atol=1e-12)
 assert_allclose([rosenbrock(*a), rosenbrock(*b)], [0.49, 0.65], atol=1e-12)
 gd_path = paths_long["gradient descent"]
 assert_allclose(gd_path[-2:], [b, a], atol=1e-9)  # the run ends on the cycle
-two_step = (np.eye(2) - 0.04 * rosenbrock_hessian(b)) @ (np.eye(2) - 0.04 * rosenbrock_hessian(a))
+two_step = (np.eye(2) - 0.04 * rosenbrock_hessian(b)) @ (
+    np.eye(2) - 0.04 * rosenbrock_hessian(a)
+)
 rho = np.abs(np.linalg.eigvals(two_step)).max()
 assert rho < 1
-first_on_cycle = next(t for t in range(len(gd_path)) if np.allclose(gd_path[t], a, atol=1e-6) or np.allclose(gd_path[t], b, atol=1e-6))
-print(f"gradient descent: on the 2-cycle (to 1e-6) from step {first_on_cycle}; spectral radius of the two-step map {rho:.3f}")
+first_on_cycle = next(
+    t
+    for t in range(len(gd_path))
+    if np.allclose(gd_path[t], a, atol=1e-6) or np.allclose(gd_path[t], b, atol=1e-6)
+)
+print(
+    f"gradient descent: on the 2-cycle (to 1e-6) from step {first_on_cycle}; spectral radius of the two-step map {rho:.3f}"
+)
 
 mom_path = paths_long["momentum (β = 0.9)"]
 assert len(mom_path) < NUM_STEPS_LONG + 1
@@ -430,11 +556,15 @@ print(f"momentum: |w| exceeds 1e6 at step {len(mom_path) - 1}")
 
 adam_path = paths_long["Adam"]
 assert loss_path(adam_path)[-1] < TOL
-for path, make in [(gd_path, lambda ps: torch.optim.SGD(ps, lr=0.04)),
-                   (adam_path, lambda ps: torch.optim.Adam(ps, lr=0.04))]:
+for path, make in [
+    (gd_path, lambda ps: torch.optim.SGD(ps, lr=0.04)),
+    (adam_path, lambda ps: torch.optim.Adam(ps, lr=0.04)),
+]:
     assert max_relative_error(path, torch_run(make, NUM_STEPS_LONG)) <= 1e-6
 first_tol = int(np.argmax(loss_path(adam_path) < TOL))
-print(f"Adam: R < {TOL:g} from step {first_tol} on; R = {loss_path(adam_path)[-1]:.2g} at step {NUM_STEPS_LONG}")
+print(
+    f"Adam: R < {TOL:g} from step {first_tol} on; R = {loss_path(adam_path)[-1]:.2g} at step {NUM_STEPS_LONG}"
+)
 print("gradient descent and Adam match torch.optim over all 1000 steps")
 
 # %% [markdown]
@@ -466,20 +596,41 @@ print("gradient descent and Adam match torch.optim over all 1000 steps")
 
 # %%
 ema_path = run(optim.Momentum, 0.04, NUM_STEPS_LONG, beta=0.9, ema=True)
-rescaled_torch = torch_run(lambda ps: torch.optim.SGD(ps, lr=0.04 * (1 - 0.9), momentum=0.9), NUM_STEPS_LONG)
+rescaled_torch = torch_run(
+    lambda ps: torch.optim.SGD(ps, lr=0.04 * (1 - 0.9), momentum=0.9), NUM_STEPS_LONG
+)
 rescaled_ours = run(optim.Momentum, 0.04 * (1 - 0.9), NUM_STEPS_LONG, beta=0.9)
 assert max_relative_error(ema_path, rescaled_torch) <= 1e-6
 assert max_relative_error(ema_path, rescaled_ours) <= 1e-12
 print("moving-average form at lr 0.04 == torch's form at lr 0.004, step for step")
-print(f"moving-average form at lr 0.04: R = {loss_path(ema_path)[-1]:.1e} after {NUM_STEPS_LONG} steps;"
-      f" torch's form at lr 0.04 diverged at step {len(mom_path) - 1}")
+print(
+    f"moving-average form at lr 0.04: R = {loss_path(ema_path)[-1]:.1e} after {NUM_STEPS_LONG} steps;"
+    f" torch's form at lr 0.04 diverged at step {len(mom_path) - 1}"
+)
 
 fig, ax = plt.subplots(figsize=(6.4, 3.8))
 ax.plot(loss_path(mom_path), color="C1", label="torch form $v = \\beta v + g$, lr 0.04")
-ax.plot(loss_path(ema_path), color="C3", lw=3, alpha=0.5, label="moving average $v = \\beta v + (1-\\beta) g$, lr 0.04")
-ax.plot(loss_path(rescaled_torch), "k--", lw=1, label="torch form, lr 0.004 (torch.optim.SGD)")
-ax.set(xscale="log", yscale="log", xlabel="step $t$", ylabel="$R(w_t)$", ylim=(1e-20, 1e12),
-       title="Two momentum formulas, β = 0.9")
+ax.plot(
+    loss_path(ema_path),
+    color="C3",
+    lw=3,
+    alpha=0.5,
+    label="moving average $v = \\beta v + (1-\\beta) g$, lr 0.04",
+)
+ax.plot(
+    loss_path(rescaled_torch),
+    "k--",
+    lw=1,
+    label="torch form, lr 0.004 (torch.optim.SGD)",
+)
+ax.set(
+    xscale="log",
+    yscale="log",
+    xlabel="step $t$",
+    ylabel="$R(w_t)$",
+    ylim=(1e-20, 1e12),
+    title="Two momentum formulas, β = 0.9",
+)
 ax.legend(fontsize=8)
 plt.show()
 
@@ -504,15 +655,24 @@ SIX = {  # name: (class, hyperparameters)
     "NAdam": (optim.NAdam, {}),
 }
 COLOURS = dict(zip(SIX, ["C0", "C1", "C4", "C5", "C2", "C3"]))
-paths_six = {name: run(cls, 0.01, NUM_STEPS_SIDE, **hyper) for name, (cls, hyper) in SIX.items()}
+paths_six = {
+    name: run(cls, 0.01, NUM_STEPS_SIDE, **hyper) for name, (cls, hyper) in SIX.items()
+}
 
 rows = []
 for name, path in paths_six.items():
     losses = loss_path(path)
     reached = np.flatnonzero(losses < TOL)
-    rows.append({"optimizer": name, f"R after {NUM_STEPS_SIDE} steps": f"{losses[-1]:.2g}",
-                 f"first step with R < {TOL:g}": str(reached[0]) if reached.size else "not reached",
-                 "distance to (1, 1)": f"{np.linalg.norm(path[-1] - 1):.3f}"})
+    rows.append(
+        {
+            "optimizer": name,
+            f"R after {NUM_STEPS_SIDE} steps": f"{losses[-1]:.2g}",
+            f"first step with R < {TOL:g}": str(reached[0])
+            if reached.size
+            else "not reached",
+            "distance to (1, 1)": f"{np.linalg.norm(path[-1] - 1):.3f}",
+        }
+    )
 print(pd.DataFrame(rows).set_index("optimizer").to_string())
 
 fig, axes = plt.subplots(2, 3, figsize=(11, 7), sharex=True, sharey=True)
@@ -526,7 +686,13 @@ plt.show()
 fig, ax = plt.subplots(figsize=(6.4, 4))
 for name, path in paths_six.items():
     ax.plot(np.arange(len(path)), loss_path(path), color=COLOURS[name], label=name)
-ax.set(xscale="log", yscale="log", xlabel="step $t$", ylabel="$R(w_t)$", title=f"Loss of the six optimizers, lr = 0.01")
+ax.set(
+    xscale="log",
+    yscale="log",
+    xlabel="step $t$",
+    ylabel="$R(w_t)$",
+    title=f"Loss of the six optimizers, lr = 0.01",
+)
 ax.legend()
 plt.show()
 
@@ -556,17 +722,26 @@ perturbed_start = (W_START[0] + 1e-15, W_START[1])
 sensitivity = []
 for label, cls, lr, hyper in [
     ("RMSProp, lr 0.01 (defaults, as above)", optim.RMSProp, 0.01, {}),
-    ("RMSProp, lr 0.002, eps 1e-3 (the torch check)", optim.RMSProp, 0.002, dict(eps=1e-3)),
+    (
+        "RMSProp, lr 0.002, eps 1e-3 (the torch check)",
+        optim.RMSProp,
+        0.002,
+        dict(eps=1e-3),
+    ),
     ("gradient descent, lr 0.01", optim.SGD, 0.01, {}),
     ("momentum, lr 0.002", optim.Momentum, 0.002, dict(beta=0.9)),
     ("Adam, lr 0.01", optim.Adam, 0.01, {}),
 ]:
     a = run(cls, lr, NUM_STEPS_LONG, **hyper)
     b = run(cls, lr, NUM_STEPS_LONG, w0=perturbed_start, **hyper)
-    sensitivity.append({"run": label, "largest relative difference": max_relative_error(a, b)})
+    sensitivity.append(
+        {"run": label, "largest relative difference": max_relative_error(a, b)}
+    )
 sensitivity = pd.DataFrame(sensitivity).set_index("run")
 assert sensitivity.iloc[0, 0] > 1e-6 and (sensitivity.iloc[1:, 0] < 1e-12).all()
-print(sensitivity.to_string(formatters={"largest relative difference": "{:.0e}".format}))
+print(
+    sensitivity.to_string(formatters={"largest relative difference": "{:.0e}".format})
+)
 
 # %% [markdown]
 # In the stable runs the $10^{-15}$ difference never grows beyond $2\times10^{-14}$. With
@@ -586,7 +761,9 @@ print(sensitivity.to_string(formatters={"largest relative difference": "{:.0e}".
 # frame only redraws the six paths on top of it; frames are stored as JPEG.
 
 # %%
-frame_steps = np.unique(np.geomspace(1, NUM_STEPS_SIDE, ANIM_FRAMES).round().astype(int))
+frame_steps = np.unique(
+    np.geomspace(1, NUM_STEPS_SIDE, ANIM_FRAMES).round().astype(int)
+)
 DPI = 72
 with plt.rc_context({"figure.constrained_layout.use": False}):
     # 1. the static background, rendered once
@@ -610,9 +787,13 @@ with plt.rc_context({"figure.constrained_layout.use": False}):
     front.set(xlim=limits[0], ylim=limits[1])
     front.set_axis_off()
     front.patch.set_alpha(0)
-    lines = {name: front.plot([], [], "-", color=COLOURS[name], lw=1.2)[0] for name in SIX}
+    lines = {
+        name: front.plot([], [], "-", color=COLOURS[name], lw=1.2)[0] for name in SIX
+    }
     dots = {name: front.plot([], [], "o", color=COLOURS[name], ms=5)[0] for name in SIX}
-    step_label = front.text(0.02, 0.97, "", transform=front.transAxes, va="top", fontsize=9)
+    step_label = front.text(
+        0.02, 0.97, "", transform=front.transAxes, va="top", fontsize=9
+    )
 
 
 def draw_frame(i):
@@ -625,7 +806,13 @@ def draw_frame(i):
 
 
 anim = FuncAnimation(fig, draw_frame, frames=len(frame_steps), interval=150)
-with plt.rc_context({"animation.frame_format": "jpeg", "savefig.dpi": DPI, "figure.constrained_layout.use": False}):
+with plt.rc_context(
+    {
+        "animation.frame_format": "jpeg",
+        "savefig.dpi": DPI,
+        "figure.constrained_layout.use": False,
+    }
+):
     animation_html = anim.to_jshtml(default_mode="once")
 plt.close(fig)
 print(f"{len(frame_steps)} frames, steps {frame_steps[0]} to {frame_steps[-1]}")
@@ -641,24 +828,40 @@ display(HTML(animation_html))
 # the same $\beta$) for 300 steps. On the static website the sliders do nothing; the figure
 # after them shows six settings instead.
 
+
 # %% tags=["nbval-ignore-output"]
 # (output not compared by nbval: under nbval the first figure is a plain output, under
 #  nbclient it is captured inside the widget, so the stored and fresh outputs differ in form)
 def explore(lr=0.01, beta=0.9):
-    ax = rosenbrock_axes(figsize=(5.2, 4.0), title=f"300 steps, lr = {lr:.3g}, β = {beta:.2f}")
-    for name, cls, hyper, colour in [("momentum", optim.Momentum, dict(beta=beta), "C1"),
-                                     ("Adam", optim.Adam, dict(beta1=beta), "C2")]:
+    ax = rosenbrock_axes(
+        figsize=(5.2, 4.0), title=f"300 steps, lr = {lr:.3g}, β = {beta:.2f}"
+    )
+    for name, cls, hyper, colour in [
+        ("momentum", optim.Momentum, dict(beta=beta), "C1"),
+        ("Adam", optim.Adam, dict(beta1=beta), "C2"),
+    ]:
         path = run(cls, lr, 300, **hyper)
         status = "diverged" if len(path) < 301 else f"R = {loss_path(path)[-1]:.1e}"
-        ax.plot(path[:, 0], path[:, 1], ".-", color=colour, ms=2, lw=0.8, label=f"{name}: {status}")
+        ax.plot(
+            path[:, 0],
+            path[:, 1],
+            ".-",
+            color=colour,
+            ms=2,
+            lw=0.8,
+            label=f"{name}: {status}",
+        )
     ax.legend(loc="lower right", fontsize=8)
     plt.show()
 
 
-widgets.interact(explore,
-                 lr=widgets.FloatLogSlider(value=0.01, base=10, min=-3, max=-1, step=0.1, description="lr"),
-                 beta=widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="β"));
-
+widgets.interact(
+    explore,
+    lr=widgets.FloatLogSlider(
+        value=0.01, base=10, min=-3, max=-1, step=0.1, description="lr"
+    ),
+    beta=widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="β"),
+)
 # %%
 STATIC_LRS, STATIC_BETAS = [0.003, 0.01, 0.04], [0.5, 0.9]
 static_rows = []
@@ -666,17 +869,33 @@ fig, axes = plt.subplots(2, 3, figsize=(11, 7), sharex=True, sharey=True)
 for row, beta in zip(axes, STATIC_BETAS):
     for ax, lr in zip(row, STATIC_LRS):
         rosenbrock_axes(ax, title=f"lr = {lr}, β = {beta}")
-        for name, cls, hyper, colour in [("momentum", optim.Momentum, dict(beta=beta), "C1"),
-                                         ("Adam", optim.Adam, dict(beta1=beta), "C2")]:
+        for name, cls, hyper, colour in [
+            ("momentum", optim.Momentum, dict(beta=beta), "C1"),
+            ("Adam", optim.Adam, dict(beta1=beta), "C2"),
+        ]:
             path = run(cls, lr, 300, **hyper)
             status = "diverged" if len(path) < 301 else f"R = {loss_path(path)[-1]:.1e}"
-            static_rows.append({"lr": lr, "β": beta, "optimizer": name, "after 300 steps": status})
-            ax.plot(path[:, 0], path[:, 1], ".-", color=colour, ms=2, lw=0.8, label=f"{name}: {status}")
+            static_rows.append(
+                {"lr": lr, "β": beta, "optimizer": name, "after 300 steps": status}
+            )
+            ax.plot(
+                path[:, 0],
+                path[:, 1],
+                ".-",
+                color=colour,
+                ms=2,
+                lw=0.8,
+                label=f"{name}: {status}",
+            )
         ax.legend(loc="lower right", fontsize=7)
         ax.label_outer()
 fig.suptitle("Momentum and Adam (β₁ = β), 300 steps, for six settings")
 plt.show()
-print(pd.DataFrame(static_rows).pivot(index=["lr", "β"], columns="optimizer", values="after 300 steps").to_string())
+print(
+    pd.DataFrame(static_rows)
+    .pivot(index=["lr", "β"], columns="optimizer", values="after 300 steps")
+    .to_string()
+)
 
 # %% [markdown]
 # Reading the panels and the table under them: at a fixed learning rate a larger $\beta$
@@ -714,54 +933,110 @@ def steps_to_tolerance(opt_cls, lr, tol=TOL, max_steps=SWEEP_MAX_STEPS, **hyper)
     return "not reached", max_steps
 
 
-sweep = pd.DataFrame([
-    {"optimizer": name, "lr": lr, **dict(zip(["outcome", "steps"], steps_to_tolerance(cls, lr, **hyper)))}
-    for name, (cls, hyper) in SIX.items() for lr in SWEEP_GRID
-])
+sweep = pd.DataFrame(
+    [
+        {
+            "optimizer": name,
+            "lr": lr,
+            **dict(zip(["outcome", "steps"], steps_to_tolerance(cls, lr, **hyper))),
+        }
+        for name, (cls, hyper) in SIX.items()
+        for lr in SWEEP_GRID
+    ]
+)
 summary = []
 for name, group in sweep.groupby("optimizer", sort=False):
     ok = group[group.outcome == "converged"]
     div = group[group.outcome == "diverged"]
     best = ok.loc[ok.steps.idxmin()] if len(ok) else None
-    summary.append({
-        "optimizer": name,
-        "converged": f"{len(ok)} of {len(group)}",
-        "lr range converged": f"{ok.lr.min():.2g} to {ok.lr.max():.2g}" if len(ok) else "none",
-        "best lr": f"{best.lr:.2g}" if best is not None else "",
-        "fewest steps": int(best.steps) if best is not None else "",
-        "smallest lr that diverged": f"{div.lr.min():.2g}" if len(div) else "none",
-    })
+    summary.append(
+        {
+            "optimizer": name,
+            "converged": f"{len(ok)} of {len(group)}",
+            "lr range converged": f"{ok.lr.min():.2g} to {ok.lr.max():.2g}"
+            if len(ok)
+            else "none",
+            "best lr": f"{best.lr:.2g}" if best is not None else "",
+            "fewest steps": int(best.steps) if best is not None else "",
+            "smallest lr that diverged": f"{div.lr.min():.2g}" if len(div) else "none",
+        }
+    )
 print(f"R < {TOL:g} within {SWEEP_MAX_STEPS} steps, from w0 = {W_START}:")
 print(pd.DataFrame(summary).set_index("optimizer").to_string())
 
 for name in ["gradient descent", "NAdam"]:
     group = sweep[sweep.optimizer == name]
-    print(f"{name}: " + ", ".join(f"{lr:.2g} {outcome}" for lr, outcome in zip(group.lr, group.outcome) if lr >= 0.01))
+    print(
+        f"{name}: "
+        + ", ".join(
+            f"{lr:.2g} {outcome}"
+            for lr, outcome in zip(group.lr, group.outcome)
+            if lr >= 0.01
+        )
+    )
 rms_path = run(optim.RMSProp, 0.01, SWEEP_MAX_STEPS)
-late_steps = np.abs(np.diff(rms_path[-101:], axis=0))  # |w_{t+1} - w_t| per coordinate, last 100 steps
-assert np.median(late_steps) > 0.1 * 0.01  # still moving by a sizeable fraction of lr per step
-print(f"RMSProp at lr 0.01: over its last 100 of {SWEEP_MAX_STEPS} steps the median step per coordinate is"
-      f" {np.median(late_steps) / 0.01:.1f} lr")
+late_steps = np.abs(
+    np.diff(rms_path[-101:], axis=0)
+)  # |w_{t+1} - w_t| per coordinate, last 100 steps
+assert (
+    np.median(late_steps) > 0.1 * 0.01
+)  # still moving by a sizeable fraction of lr per step
+print(
+    f"RMSProp at lr 0.01: over its last 100 of {SWEEP_MAX_STEPS} steps the median step per coordinate is"
+    f" {np.median(late_steps) / 0.01:.1f} lr"
+)
 
 # %%
-fig, (ax, ax_status) = plt.subplots(2, 1, figsize=(7.5, 6.5), height_ratios=[3, 1.4], sharex=True)
-OUTCOME_STYLE = {"converged": ("o", 1.0), "not reached": ("^", 0.35), "diverged": ("x", 1.0)}
+fig, (ax, ax_status) = plt.subplots(
+    2, 1, figsize=(7.5, 6.5), height_ratios=[3, 1.4], sharex=True
+)
+OUTCOME_STYLE = {
+    "converged": ("o", 1.0),
+    "not reached": ("^", 0.35),
+    "diverged": ("x", 1.0),
+}
 for k, name in enumerate(SIX):
     group = sweep[sweep.optimizer == name]
-    steps = np.where(group.outcome == "converged", group.steps, np.nan)  # gaps where it did not converge
+    steps = np.where(
+        group.outcome == "converged", group.steps, np.nan
+    )  # gaps where it did not converge
     ax.plot(group.lr, steps, "o-", color=COLOURS[name], ms=3, label=name)
     for outcome, (marker, alpha) in OUTCOME_STYLE.items():
         sel = group[group.outcome == outcome]
-        ax_status.scatter(sel.lr, np.full(len(sel), k), marker=marker, color=COLOURS[name], alpha=alpha, s=22)
+        ax_status.scatter(
+            sel.lr,
+            np.full(len(sel), k),
+            marker=marker,
+            color=COLOURS[name],
+            alpha=alpha,
+            s=22,
+        )
 ax.axhline(SWEEP_MAX_STEPS, color="grey", ls=":", lw=1)
 ax.text(SWEEP_GRID[0], SWEEP_MAX_STEPS * 1.1, "step budget", color="grey", fontsize=8)
-ax.set(xscale="log", yscale="log", ylabel=f"steps until $R < 10^{{{np.log10(TOL):.0f}}}$",
-       title="Steps to tolerance against learning rate (Rosenbrock, from $w_0 = (0, 1)$)")
+ax.set(
+    xscale="log",
+    yscale="log",
+    ylabel=f"steps until $R < 10^{{{np.log10(TOL):.0f}}}$",
+    title="Steps to tolerance against learning rate (Rosenbrock, from $w_0 = (0, 1)$)",
+)
 ax.legend(ncols=2, fontsize=8)
-ax_status.set(yticks=range(len(SIX)), yticklabels=list(SIX), xlabel="learning rate $\\eta$",
-              ylim=(len(SIX) - 0.5, -0.5), title="Outcome of each run")
-ax_status.legend(handles=[plt.Line2D([], [], ls="", marker=m, color="grey", alpha=a, label=o)
-                          for o, (m, a) in OUTCOME_STYLE.items()], ncols=3, loc="upper left", bbox_to_anchor=(0, -0.35), fontsize=8)
+ax_status.set(
+    yticks=range(len(SIX)),
+    yticklabels=list(SIX),
+    xlabel="learning rate $\\eta$",
+    ylim=(len(SIX) - 0.5, -0.5),
+    title="Outcome of each run",
+)
+ax_status.legend(
+    handles=[
+        plt.Line2D([], [], ls="", marker=m, color="grey", alpha=a, label=o)
+        for o, (m, a) in OUTCOME_STYLE.items()
+    ],
+    ncols=3,
+    loc="upper left",
+    bbox_to_anchor=(0, -0.35),
+    fontsize=8,
+)
 ax_status.grid(False)
 plt.show()
 
@@ -811,7 +1086,12 @@ plt.show()
 # %%
 NFL_LRS = np.logspace(-2, 1, 16)
 NFL_BETAS = [0.0, 0.3, 0.5, 0.7, 0.9]
-NFL_PROBLEMS = [(10, "rotated 45°"), (100, "rotated 45°"), (1000, "rotated 45°"), (1000, "axis-aligned")]
+NFL_PROBLEMS = [
+    (10, "rotated 45°"),
+    (100, "rotated 45°"),
+    (1000, "rotated 45°"),
+    (1000, "axis-aligned"),
+]
 
 
 def rotation(theta):
@@ -837,8 +1117,15 @@ def quadratic_steps(A, opt_cls, lr, max_steps=1000, **hyper):
 def best_setting(A, opt_cls, beta_name=None):
     """(steps, lr, beta) of the fastest run over the grids."""
     betas = NFL_BETAS if beta_name else [None]
-    runs = [(quadratic_steps(A, opt_cls, lr, **({beta_name: b} if beta_name else {})), lr, b)
-            for b in betas for lr in NFL_LRS]
+    runs = [
+        (
+            quadratic_steps(A, opt_cls, lr, **({beta_name: b} if beta_name else {})),
+            lr,
+            b,
+        )
+        for b in betas
+        for lr in NFL_LRS
+    ]
     return min(runs, key=lambda r: r[0])
 
 
@@ -857,11 +1144,17 @@ for kappa, orientation in NFL_PROBLEMS:
     results = {
         "gradient descent": best_setting(A, optim.SGD),
         "momentum (tuned)": best_setting(A, optim.Momentum, "beta"),
-        "momentum (Polyak's β*, η*)": (quadratic_steps(A, optim.Momentum, lr_star, beta=beta_star), lr_star, round(beta_star, 3)),
+        "momentum (Polyak's β*, η*)": (
+            quadratic_steps(A, optim.Momentum, lr_star, beta=beta_star),
+            lr_star,
+            round(beta_star, 3),
+        ),
         "Adam (tuned)": best_setting(A, optim.Adam, "beta1"),
     }
     problem = f"κ = {kappa}, {orientation}"
-    nfl_rows.append({"problem": problem, **{name: describe(*r) for name, r in results.items()}})
+    nfl_rows.append(
+        {"problem": problem, **{name: describe(*r) for name, r in results.items()}}
+    )
     nfl_steps[problem] = {name: r[0] for name, r in results.items()}
 
 print("steps to reduce f by 1e8 (the best settings in brackets):")
@@ -1000,7 +1293,9 @@ bound = 2 * (1 + beta) / lam
 for lr, stable in [(0.99 * bound, True), (1.01 * bound, False)]:
     roots = np.roots([1.0, -(1 + beta - lr * lam), beta])
     assert (np.abs(roots).max() < 1) == stable
-print(f"exercise 1: momentum (beta = 0.9) is stable near the minimum for lr < {bound:.4f}")
+print(
+    f"exercise 1: momentum (beta = 0.9) is stable near the minimum for lr < {bound:.4f}"
+)
 
 
 # Exercise 2: scaling the loss by c = 100.
@@ -1012,9 +1307,13 @@ gd_scaled = run(optim.SGD, 0.01, 300, grad=scaled_grad)
 adam_plain = run(optim.Adam, 0.01, 300)
 adam_scaled = run(optim.Adam, 0.01, 300, grad=scaled_grad)
 assert len(gd_scaled) < 301  # gradient descent on 100 R at lr 0.01 diverges
-assert max_relative_error(adam_plain, adam_scaled) < 1e-6  # Adam barely notices (only eps)
-print(f"exercise 2: gradient descent on 100 R diverged at step {len(gd_scaled) - 1};"
-      f" Adam's 300 iterates on 100 R equal those on R to a relative 1e-6")
+assert (
+    max_relative_error(adam_plain, adam_scaled) < 1e-6
+)  # Adam barely notices (only eps)
+print(
+    f"exercise 2: gradient descent on 100 R diverged at step {len(gd_scaled) - 1};"
+    f" Adam's 300 iterates on 100 R equal those on R to a relative 1e-6"
+)
 
 
 # Exercise 3: AMSGrad as a subclass of Adam.
@@ -1034,7 +1333,9 @@ class AMSGrad(optim.Adam):
 a = run(AMSGrad, 0.01, NUM_STEPS_LONG)
 b = torch_run(lambda ps: torch.optim.Adam(ps, lr=0.01, amsgrad=True), NUM_STEPS_LONG)
 assert max_relative_error(a, b) <= 1e-6
-print(f"exercise 3: AMSGrad matches torch.optim.Adam(amsgrad=True) over {NUM_STEPS_LONG} steps")
+print(
+    f"exercise 3: AMSGrad matches torch.optim.Adam(amsgrad=True) over {NUM_STEPS_LONG} steps"
+)
 
 # %% [markdown]
 # ## References

@@ -38,32 +38,45 @@
 # marked as theirs.
 
 # %% tags=["remove-cell"]
-# Colab setup: install the course package from the repository (no-op elsewhere).
-import subprocess, sys
+# Colab setup: install course_utils and what this chapter needs (a no-op elsewhere).
+import os
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "course-utils @ git+https://github.com/nn-training-course/nn-training-book@main"], check=True)
+    source = os.environ.get(
+        "COURSE_BOOK_SOURCE",
+        "git+https://github.com/nn-training-course/nn-training-book@main",
+    )
+    package = f"course-utils[ch04] @ {source}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %% tags=["parameters"]
 SEED = 0
 # Subsets keep the page within its CPU budget (about a minute on 2 cores). With a GPU, or more
 # patience, raise N_TRAIN to None (every training image) and CNN_EPOCHS to 20 or more.
-N_TRAIN = 5000          # training images drawn at random (None: all of them)
-N_TEST = None           # test images (None: the whole test set)
+N_TRAIN = 5000  # training images drawn at random (None: all of them)
+N_TEST = None  # test images (None: the whole test set)
 # Full-batch comparison (one step per epoch), raw pixels 0..255, as in the source notes
 NUM_EPOCHS_FULL = 200
-LRS_FULL = {"gradient descent": (1e-6, 1e-5), "momentum": (1e-6, 1e-5), "Adam": (1e-5, 1e-3)}
+LRS_FULL = {
+    "gradient descent": (1e-6, 1e-5),
+    "momentum": (1e-6, 1e-5),
+    "Adam": (1e-5, 1e-3),
+}
 MOMENTUM = 0.9
 # Batch-size sweep: Adam at one learning rate, a fresh model and optimizer per batch size
 BATCH_SIZES = (8, 16, 64, 1024, 4096)
 LR_ADAM = 1e-5
 NUM_EPOCHS = 20
-EVAL_BATCH_SIZE = 16    # the run whose test accuracy, confusion matrix and mistakes are shown
+EVAL_BATCH_SIZE = (
+    16  # the run whose test accuracy, confusion matrix and mistakes are shown
+)
 # Input scaling: full-batch runs on a smaller subset, learning rates one decade apart
 N_SCALE = 1000
 NUM_STEPS_SCALE = 50
-LRS_SCALE_GD = tuple(10.0 ** k for k in range(-8, 2))
-LRS_SCALE_ADAM = tuple(10.0 ** k for k in range(-6, 1))
+LRS_SCALE_GD = tuple(10.0**k for k in range(-8, 2))
+LRS_SCALE_ADAM = tuple(10.0**k for k in range(-6, 1))
 # The small CNN, and softmax regression trained with the same recipe (inputs, optimizer, epochs)
 CNN_CHANNELS = (8, 16)
 CNN_HIDDEN = 64
@@ -111,31 +124,50 @@ print(f"{K} classes: {', '.join(ds.classes)}")
 
 # %%
 rng = np.random.default_rng(SEED)
-train_idx = rng.permutation(len(ds.y_train))[:N_TRAIN] if N_TRAIN else np.arange(len(ds.y_train))
+train_idx = (
+    rng.permutation(len(ds.y_train))[:N_TRAIN]
+    if N_TRAIN
+    else np.arange(len(ds.y_train))
+)
 test_idx = np.arange(len(ds.y_test))[:N_TEST] if N_TEST else np.arange(len(ds.y_test))
 images_train, y_train_np = ds.X_train[train_idx], ds.y_train[train_idx]
 images_test, y_test_np = ds.X_test[test_idx], ds.y_test[test_idx]
 
-X = training.as_float_images(images_train, scale="raw")     # (n, 784) float32, values 0..255
+X = training.as_float_images(
+    images_train, scale="raw"
+)  # (n, 784) float32, values 0..255
 y = torch.as_tensor(y_train_np)
 X_test = training.as_float_images(images_test, scale="raw")
 y_test = torch.as_tensor(y_test_np)
 n, d = X.shape
-print(f"training subset: {n:,} of {len(ds.y_train):,} images; test: {len(y_test):,} images; {d} pixels each")
+print(
+    f"training subset: {n:,} of {len(ds.y_train):,} images; test: {len(y_test):,} images; {d} pixels each"
+)
 print(f"pixel values: min {X.min():.0f}, max {X.max():.0f}, mean {X.mean():.1f}")
 
 counts = np.bincount(y_train_np, minlength=K)
 majority = int(counts.argmax())
 chance_uniform = 1 / K
 chance_majority = float(np.mean(y_test_np == majority))
-print(f"images per class in the training subset: min {counts.min()}, max {counts.max()}")
-print(f"chance rates on the test set: guessing uniformly {chance_uniform:.1%}; "
-      f"always predicting the most frequent training class ({ds.classes[majority]}) {chance_majority:.1%}")
+print(
+    f"images per class in the training subset: min {counts.min()}, max {counts.max()}"
+)
+print(
+    f"chance rates on the test set: guessing uniformly {chance_uniform:.1%}; "
+    f"always predicting the most frequent training class ({ds.classes[majority]}) {chance_majority:.1%}"
+)
 
 # %%
-first_of_class = [int(np.flatnonzero(y_train_np == k)[0]) for k in range(K) if np.any(y_train_np == k)]
-fig = plots.image_grid(images_train[first_of_class], [ds.classes[y_train_np[i]] for i in first_of_class],
-                       ncols=min(K, 12), size=1.1, suptitle=f"{ds.title}: one training image per class")
+first_of_class = [
+    int(np.flatnonzero(y_train_np == k)[0]) for k in range(K) if np.any(y_train_np == k)
+]
+fig = plots.image_grid(
+    images_train[first_of_class],
+    [ds.classes[y_train_np[i]] for i in first_of_class],
+    ncols=min(K, 12),
+    size=1.1,
+    suptitle=f"{ds.title}: one training image per class",
+)
 plt.show()
 
 # %% [markdown]
@@ -174,8 +206,12 @@ plt.show()
 # %%
 n_demo, b_demo = 20, 6
 index_dataset = TensorDataset(torch.arange(n_demo))
-loader_demo = DataLoader(index_dataset, batch_size=b_demo, shuffle=True,
-                         generator=torch.Generator().manual_seed(SEED))
+loader_demo = DataLoader(
+    index_dataset,
+    batch_size=b_demo,
+    shuffle=True,
+    generator=torch.Generator().manual_seed(SEED),
+)
 epochs_demo = []
 for epoch in range(2):
     batches = [batch.tolist() for (batch,) in loader_demo]
@@ -187,7 +223,12 @@ assert len(loader_demo) == math.ceil(n_demo / b_demo)
 for batches in epochs_demo:  # one epoch = every example exactly once
     assert sorted(sum(batches, [])) == list(range(n_demo))
 assert epochs_demo[0] != epochs_demo[1]  # each epoch reshuffles
-again = DataLoader(index_dataset, batch_size=b_demo, shuffle=True, generator=torch.Generator().manual_seed(SEED))
+again = DataLoader(
+    index_dataset,
+    batch_size=b_demo,
+    shuffle=True,
+    generator=torch.Generator().manual_seed(SEED),
+)
 assert [batch.tolist() for (batch,) in again] == epochs_demo[0]  # same seed, same order
 
 # %% [markdown]
@@ -198,18 +239,30 @@ assert [batch.tolist() for (batch,) in again] == epochs_demo[0]  # same seed, sa
 # %%
 fig, ax = plt.subplots(figsize=(10, 2.6))
 batch_colors = plt.get_cmap("tab10").colors
-rows = [("stored order\n(colour: batch in epoch 1)", list(range(n_demo)), epochs_demo[0]),
-        ("epoch 1: visiting order", sum(epochs_demo[0], []), epochs_demo[0]),
-        ("epoch 2: visiting order", sum(epochs_demo[1], []), epochs_demo[1])]
+rows = [
+    ("stored order\n(colour: batch in epoch 1)", list(range(n_demo)), epochs_demo[0]),
+    ("epoch 1: visiting order", sum(epochs_demo[0], []), epochs_demo[0]),
+    ("epoch 2: visiting order", sum(epochs_demo[1], []), epochs_demo[1]),
+]
 for r, (label, order, batches) in enumerate(rows):
     batch_of = {i: k for k, batch in enumerate(batches) for i in batch}
     for pos, i in enumerate(order):
-        ax.add_patch(plt.Rectangle((pos, -r - 0.4), 0.92, 0.8, color=batch_colors[batch_of[i]], alpha=0.75))
+        ax.add_patch(
+            plt.Rectangle(
+                (pos, -r - 0.4), 0.92, 0.8, color=batch_colors[batch_of[i]], alpha=0.75
+            )
+        )
         ax.text(pos + 0.46, -r, str(i), ha="center", va="center", fontsize=8)
     if r > 0:
         start = 0
         for k, batch in enumerate(batches):
-            ax.text(start + len(batch) / 2 - 0.04, -r + 0.52, f"batch {k + 1}", ha="center", fontsize=7)
+            ax.text(
+                start + len(batch) / 2 - 0.04,
+                -r + 0.52,
+                f"batch {k + 1}",
+                ha="center",
+                fontsize=7,
+            )
             start += len(batch)
 ax.set_yticks([0, -1, -2], [label for label, _, _ in rows])
 ax.set_xlim(-0.2, n_demo + 0.2)
@@ -228,6 +281,7 @@ plt.show()
 # such as `F.cross_entropy` returns the mean over its batch, so the loss of an epoch must be
 # rebuilt as a sum over examples (`loss.item() * len(yb)`) and divided by $n$. Averaging the batch
 # means instead gives the examples of a smaller last batch more weight.
+
 
 # %%
 def softmax_regression(num_features: int, num_classes: int) -> nn.Linear:
@@ -250,11 +304,11 @@ def train_epochs(model, optimizer, loader, num_epochs, bar=None):
     for _ in range(num_epochs):
         total, count = 0.0, 0
         for xb, yb in loader:
-            loss = F.cross_entropy(model(xb), yb)     # mean over the batch
+            loss = F.cross_entropy(model(xb), yb)  # mean over the batch
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(yb)            # back to a sum over examples
+            total += loss.item() * len(yb)  # back to a sum over examples
             count += len(yb)
             if bar is not None:
                 bar.update(1)
@@ -267,30 +321,45 @@ torch.manual_seed(SEED)
 probe = nn.Linear(d, K)
 with torch.no_grad():
     probe.weight.mul_(1e-2)
-X64, y64 = X[:4096].double() / 255, y[:4096]   # 4096 = 64 batches of 64: all the same size
+X64, y64 = (
+    X[:4096].double() / 255,
+    y[:4096],
+)  # 4096 = 64 batches of 64: all the same size
 probe = probe.double()
 
 full_grad = torch.autograd.grad(F.cross_entropy(probe(X64), y64), probe.weight)[0]
-batch_grads = [torch.autograd.grad(F.cross_entropy(probe(xb), yb), probe.weight)[0]
-               for xb, yb in training.make_loader(X64, y64, batch_size=64, seed=SEED)]
-np.testing.assert_allclose(torch.stack(batch_grads).mean(0), full_grad, rtol=1e-10, atol=1e-14)
+batch_grads = [
+    torch.autograd.grad(F.cross_entropy(probe(xb), yb), probe.weight)[0]
+    for xb, yb in training.make_loader(X64, y64, batch_size=64, seed=SEED)
+]
+np.testing.assert_allclose(
+    torch.stack(batch_grads).mean(0), full_grad, rtol=1e-10, atol=1e-14
+)
 spread = torch.stack(batch_grads).std(0).norm() / full_grad.norm()
-print(f"mean of the 64 minibatch gradients equals the full gradient (checked); "
-      f"one minibatch gradient's spread around it: {spread:.2f} x its norm")
+print(
+    f"mean of the 64 minibatch gradients equals the full gradient (checked); "
+    f"one minibatch gradient's spread around it: {spread:.2f} x its norm"
+)
 
 # Epoch loss with lr = 0 (the model does not move) must equal the full-data loss.
 frozen = softmax_regression(d, K)
 with torch.no_grad():
     frozen.weight.copy_(probe.weight.float())
-loader_uneven = training.make_loader(X, y, batch_size=1024, seed=SEED)     # last batch is smaller
-epoch_loss = train_epochs(frozen, torch.optim.SGD(frozen.parameters(), lr=0.0), loader_uneven, 1)[0]
+loader_uneven = training.make_loader(
+    X, y, batch_size=1024, seed=SEED
+)  # last batch is smaller
+epoch_loss = train_epochs(
+    frozen, torch.optim.SGD(frozen.parameters(), lr=0.0), loader_uneven, 1
+)[0]
 with torch.no_grad():
     full_loss = F.cross_entropy(frozen(X), y).item()
     batch_means = [F.cross_entropy(frozen(xb), yb).item() for xb, yb in loader_uneven]
 np.testing.assert_allclose(epoch_loss, full_loss, rtol=1e-5)
 print(f"batch sizes: {[len(yb) for _, yb in loader_uneven]}")
-print(f"full-data loss {full_loss:.4f}; epoch loss averaged over examples {epoch_loss:.4f}; "
-      f"plain mean of the batch means {np.mean(batch_means):.4f}")
+print(
+    f"full-data loss {full_loss:.4f}; epoch loss averaged over examples {epoch_loss:.4f}; "
+    f"plain mean of the batch means {np.mean(batch_means):.4f}"
+)
 
 # %% [markdown]
 # The spread printed above is the noise that minibatch training accepts in exchange for cheap steps:
@@ -335,6 +404,7 @@ print(f"full-data loss {full_loss:.4f}; epoch loss averaged over examples {epoch
 # random problem in double precision, checks both step-size limits with `torch.optim.SGD` on a
 # one-dimensional quadratic, and then computes the limits for the training subset.
 
+
 # %%
 def augment(Z):
     """Append a column of ones: x -> (x, 1)."""
@@ -351,7 +421,9 @@ def loss_of(theta):  # theta: W (k_s x (d_s + 1)) flattened row by row
     return F.cross_entropy(augment(Xs) @ theta.reshape(k_s, d_s + 1).T, ys)
 
 
-theta = 0.3 * torch.randn(k_s * (d_s + 1), generator=g, dtype=torch.float64, requires_grad=True)
+theta = 0.3 * torch.randn(
+    k_s * (d_s + 1), generator=g, dtype=torch.float64, requires_grad=True
+)
 P = torch.softmax(augment(Xs) @ theta.detach().reshape(k_s, d_s + 1).T, dim=1)
 grad_formula = (P - F.one_hot(ys, k_s)).T @ augment(Xs) / n_s
 grad_autograd = torch.autograd.grad(loss_of(theta), theta)[0].reshape(k_s, d_s + 1)
@@ -363,8 +435,14 @@ H_autograd = torch.autograd.functional.hessian(loss_of, theta0)
 M_s = augment(Xs).T @ augment(Xs) / n_s
 A = torch.eye(k_s, dtype=torch.float64) / k_s - 1 / k_s**2
 np.testing.assert_allclose(torch.kron(A, M_s), H_autograd, rtol=1e-12, atol=1e-14)
-np.testing.assert_allclose(torch.linalg.eigvalsh(H_autograd)[-1], torch.linalg.eigvalsh(M_s)[-1] / k_s, rtol=1e-10)
-print("gradient (eq-softmax-regression), initial loss log K and Hessian at zero (eq-hessian-at-zero): match autograd")
+np.testing.assert_allclose(
+    torch.linalg.eigvalsh(H_autograd)[-1],
+    torch.linalg.eigvalsh(M_s)[-1] / k_s,
+    rtol=1e-10,
+)
+print(
+    "gradient (eq-softmax-regression), initial loss log K and Hessian at zero (eq-hessian-at-zero): match autograd"
+)
 
 
 def quadratic_run(lr, momentum, curvature=4.0, steps=200):
@@ -381,7 +459,9 @@ def quadratic_run(lr, momentum, curvature=4.0, steps=200):
 for beta in (0.0, MOMENTUM):
     limit = 2 * (1 + beta) / 4.0
     assert quadratic_run(0.98 * limit, beta) < 1 < quadratic_run(1.02 * limit, beta)
-print(f"step-size limits 2/lambda (gradient descent) and 2(1+beta)/lambda (momentum {MOMENTUM}): confirmed on a quadratic")
+print(
+    f"step-size limits 2/lambda (gradient descent) and 2(1+beta)/lambda (momentum {MOMENTUM}): confirmed on a quadratic"
+)
 
 
 def gd_bound(Z):
@@ -392,8 +472,10 @@ def gd_bound(Z):
 
 lr_bound_raw = gd_bound(X)
 limits = {"gradient descent": lr_bound_raw, "momentum": (1 + MOMENTUM) * lr_bound_raw}
-print(f"at W = 0 on raw pixels: gradient descent is stable below 2/lambda_max(H) = {lr_bound_raw:.2e}, "
-      f"momentum below 2(1+beta)/lambda_max(H) = {limits['momentum']:.2e}")
+print(
+    f"at W = 0 on raw pixels: gradient descent is stable below 2/lambda_max(H) = {lr_bound_raw:.2e}, "
+    f"momentum below 2(1+beta)/lambda_max(H) = {limits['momentum']:.2e}"
+)
 
 # %% [markdown]
 # The bound is tiny because the pixels are large: $M$ grows with the square of the pixel values,
@@ -407,6 +489,7 @@ print(f"at W = 0 on raw pixels: gradient descent is stable below 2/lambda_max(H)
 # recorded at step $t$ is the loss of the parameters before that step, so every curve starts at
 # $\log K$.
 
+
 # %%
 def make_optimizer(name, params, lr):
     if name == "gradient descent":
@@ -415,7 +498,9 @@ def make_optimizer(name, params, lr):
         return torch.optim.SGD(params, lr=lr, momentum=MOMENTUM)
     if name == "Adam":
         return torch.optim.Adam(params, lr=lr)
-    raise ValueError(f"unknown optimizer {name!r}; choose 'gradient descent', 'momentum' or 'Adam'")
+    raise ValueError(
+        f"unknown optimizer {name!r}; choose 'gradient descent', 'momentum' or 'Adam'"
+    )
 
 
 def train_full_batch(Z, targets, optimizer_name, lr, num_steps, bar=None):
@@ -436,16 +521,38 @@ def train_full_batch(Z, targets, optimizer_name, lr, num_steps, bar=None):
 
 
 full_runs = {}
-with tqdm(total=sum(len(lrs) for lrs in LRS_FULL.values()) * NUM_EPOCHS_FULL, desc="full-batch runs") as bar:
+with tqdm(
+    total=sum(len(lrs) for lrs in LRS_FULL.values()) * NUM_EPOCHS_FULL,
+    desc="full-batch runs",
+) as bar:
     for name, lrs in LRS_FULL.items():
         for lr in lrs:
-            full_runs[name, lr] = train_full_batch(X, y, name, lr, NUM_EPOCHS_FULL, bar)[1]
+            full_runs[name, lr] = train_full_batch(
+                X, y, name, lr, NUM_EPOCHS_FULL, bar
+            )[1]
 
 table = pd.DataFrame(
-    [(name, f"{lr:.0e}", ("yes" if lr > limits[name] else "no") if name in limits else "-",
-      *(losses[[0, 9, 49, -1]]), losses.max())
-     for (name, lr), losses in full_runs.items()],
-    columns=["optimizer", "lr", "above its limit", "loss @1", "@10", "@50", f"@{NUM_EPOCHS_FULL}", "max"])
+    [
+        (
+            name,
+            f"{lr:.0e}",
+            ("yes" if lr > limits[name] else "no") if name in limits else "-",
+            *(losses[[0, 9, 49, -1]]),
+            losses.max(),
+        )
+        for (name, lr), losses in full_runs.items()
+    ],
+    columns=[
+        "optimizer",
+        "lr",
+        "above its limit",
+        "loss @1",
+        "@10",
+        "@50",
+        f"@{NUM_EPOCHS_FULL}",
+        "max",
+    ],
+)
 print(f"initial loss log K = {math.log(K):.4f}")
 print(table.round(3).to_string(index=False))
 
@@ -453,7 +560,11 @@ print(table.round(3).to_string(index=False))
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
 for ax, (name, lrs) in zip(axes, LRS_FULL.items()):
     for lr in lrs:
-        ax.plot(np.arange(1, NUM_EPOCHS_FULL + 1), full_runs[name, lr], label=f"lr = {lr:.0e}")
+        ax.plot(
+            np.arange(1, NUM_EPOCHS_FULL + 1),
+            full_runs[name, lr],
+            label=f"lr = {lr:.0e}",
+        )
     ax.axhline(math.log(K), color="grey", ls=":", lw=1, label="log K (start)")
     ax.set_yscale("log")
     ax.set_xlabel("epoch (= step, full batch)")
@@ -463,18 +574,22 @@ axes[0].set_ylabel("training loss (cross-entropy, nats)")
 fig.suptitle(f"Full-batch softmax regression on {ds.title}, raw pixels ({n:,} images)")
 plt.show()
 
-gd_small, gd_large = (full_runs["gradient descent", lr] for lr in LRS_FULL["gradient descent"])
+gd_small, gd_large = (
+    full_runs["gradient descent", lr] for lr in LRS_FULL["gradient descent"]
+)
 mom_small, mom_large = (full_runs["momentum", lr] for lr in LRS_FULL["momentum"])
 adam_small, adam_large = (full_runs["Adam", lr] for lr in LRS_FULL["Adam"])
 assert LRS_FULL["gradient descent"][0] < lr_bound_raw < LRS_FULL["gradient descent"][1]
 assert LRS_FULL["momentum"][0] < limits["momentum"] < LRS_FULL["momentum"][1]
-assert gd_large.max() > math.log(K)            # the large GD step overshoots: the loss rises above its start
-assert np.all(np.diff(gd_small) <= 1e-6)       # the small one decreases at every step
-assert mom_small[-1] < gd_small[-1]            # momentum at the same small lr gets further
-assert mom_large.max() > math.log(K)           # so does momentum above its limit
-assert adam_large.max() > math.log(K)          # large-lr Adam also overshoots at first
+assert gd_large.max() > math.log(
+    K
+)  # the large GD step overshoots: the loss rises above its start
+assert np.all(np.diff(gd_small) <= 1e-6)  # the small one decreases at every step
+assert mom_small[-1] < gd_small[-1]  # momentum at the same small lr gets further
+assert mom_large.max() > math.log(K)  # so does momentum above its limit
+assert adam_large.max() > math.log(K)  # large-lr Adam also overshoots at first
 for losses in (gd_small, mom_small, adam_small):
-    assert losses[-1] < losses[-11]            # still falling over the last 10 steps
+    assert losses[-1] < losses[-11]  # still falling over the last 10 steps
 
 # %% [markdown]
 # What the table and the figure show on the data used here (the checks under the figure assert
@@ -518,6 +633,7 @@ for losses in (gd_small, mom_small, adam_small):
 # optimizer still holds references to the old model's parameters; that case is checked further
 # down.)
 
+
 # %%
 def run_batch_size(batch_size, bar=None):
     """A fresh zero-initialised model, a fresh Adam and a seeded loader: one run of the sweep."""
@@ -532,17 +648,25 @@ def run_batch_size(batch_size, bar=None):
 
 steps_per_epoch = {b: math.ceil(n / b) for b in BATCH_SIZES}
 sweep, models, seconds = {}, {}, {}
-with tqdm(total=NUM_EPOCHS * sum(steps_per_epoch.values()), desc="batch-size sweep") as bar:
+with tqdm(
+    total=NUM_EPOCHS * sum(steps_per_epoch.values()), desc="batch-size sweep"
+) as bar:
     for b in BATCH_SIZES:
         models[b], sweep[b], seconds[b] = run_batch_size(b, bar)
 
-print(pd.DataFrame({
-    "batch size": BATCH_SIZES,
-    "steps per epoch": [steps_per_epoch[b] for b in BATCH_SIZES],
-    "steps in total": [NUM_EPOCHS * steps_per_epoch[b] for b in BATCH_SIZES],
-    "loss, epoch 1": [sweep[b][0] for b in BATCH_SIZES],
-    f"loss, epoch {NUM_EPOCHS}": [sweep[b][-1] for b in BATCH_SIZES],
-}).round(3).to_string(index=False))
+print(
+    pd.DataFrame(
+        {
+            "batch size": BATCH_SIZES,
+            "steps per epoch": [steps_per_epoch[b] for b in BATCH_SIZES],
+            "steps in total": [NUM_EPOCHS * steps_per_epoch[b] for b in BATCH_SIZES],
+            "loss, epoch 1": [sweep[b][0] for b in BATCH_SIZES],
+            f"loss, epoch {NUM_EPOCHS}": [sweep[b][-1] for b in BATCH_SIZES],
+        }
+    )
+    .round(3)
+    .to_string(index=False)
+)
 
 # %% [markdown]
 # The wall-clock time of each run depends on the machine and on what else runs on it, so the next
@@ -550,14 +674,23 @@ print(pd.DataFrame({
 
 # %% tags=["nbval-ignore-output"]
 for b in BATCH_SIZES:
-    print(f"batch size {b:>5}: {seconds[b]:5.1f} s for {NUM_EPOCHS} epochs, "
-          f"{1e6 * seconds[b] / (NUM_EPOCHS * steps_per_epoch[b]):7.0f} µs per step")
+    print(
+        f"batch size {b:>5}: {seconds[b]:5.1f} s for {NUM_EPOCHS} epochs, "
+        f"{1e6 * seconds[b] / (NUM_EPOCHS * steps_per_epoch[b]):7.0f} µs per step"
+    )
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.9))
 for b in BATCH_SIZES:
-    axes[0].plot(np.arange(1, NUM_EPOCHS + 1), sweep[b], marker=".", label=f"batch size {b:,}")
-    axes[1].plot(steps_per_epoch[b] * np.arange(1, NUM_EPOCHS + 1), sweep[b], marker=".", label=f"batch size {b:,}")
+    axes[0].plot(
+        np.arange(1, NUM_EPOCHS + 1), sweep[b], marker=".", label=f"batch size {b:,}"
+    )
+    axes[1].plot(
+        steps_per_epoch[b] * np.arange(1, NUM_EPOCHS + 1),
+        sweep[b],
+        marker=".",
+        label=f"batch size {b:,}",
+    )
 axes[0].set_xlabel("epoch")
 axes[0].set_title("Per epoch")
 axes[1].set_xscale("log")
@@ -568,15 +701,25 @@ for ax in axes:
     ax.set_yscale("log")
     ax.set_ylabel("training loss per epoch (nats)")
     ax.legend()
-fig.suptitle(f"Adam, lr = {LR_ADAM:.0e}, softmax regression on {ds.title} ({n:,} images), a fresh model per batch size\n"
-             "loss averaged over the examples of each epoch")
+fig.suptitle(
+    f"Adam, lr = {LR_ADAM:.0e}, softmax regression on {ds.title} ({n:,} images), a fresh model per batch size\n"
+    "loss averaged over the examples of each epoch"
+)
 plt.show()
 
 final = np.array([sweep[b][-1] for b in BATCH_SIZES])
-assert np.all(np.diff(final) > 0)   # per epoch: the smaller the batch, the lower the loss after NUM_EPOCHS epochs
-for small, large in zip(BATCH_SIZES[:-1], BATCH_SIZES[1:]):   # per step: the larger batch is ahead
+assert np.all(
+    np.diff(final) > 0
+)  # per epoch: the smaller the batch, the lower the loss after NUM_EPOCHS epochs
+for small, large in zip(
+    BATCH_SIZES[:-1], BATCH_SIZES[1:]
+):  # per step: the larger batch is ahead
     steps_large = steps_per_epoch[large] * np.arange(1, NUM_EPOCHS + 1)
-    at_same_step = np.exp(np.interp(np.log(steps_per_epoch[small]), np.log(steps_large), np.log(sweep[large])))
+    at_same_step = np.exp(
+        np.interp(
+            np.log(steps_per_epoch[small]), np.log(steps_large), np.log(sweep[large])
+        )
+    )
     assert at_same_step < sweep[small][0], (small, large)
 
 # %% [markdown]
@@ -607,25 +750,45 @@ torch.manual_seed(SEED)
 shared_model = softmax_regression(d, K)
 shared_optimizer = torch.optim.Adam(shared_model.parameters(), lr=LR_ADAM)
 shared = {}
-for b in demo_sizes:   # the notes' pattern: model and optimizer created once, outside the loop
-    shared[b] = np.array(train_epochs(shared_model, shared_optimizer,
-                                      training.make_loader(X, y, batch_size=b, seed=SEED), NUM_EPOCHS))
+for b in (
+    demo_sizes
+):  # the notes' pattern: model and optimizer created once, outside the loop
+    shared[b] = np.array(
+        train_epochs(
+            shared_model,
+            shared_optimizer,
+            training.make_loader(X, y, batch_size=b, seed=SEED),
+            NUM_EPOCHS,
+        )
+    )
 adam_steps = int(shared_optimizer.state[shared_model.weight]["step"])
 assert adam_steps == NUM_EPOCHS * sum(steps_per_epoch[b] for b in demo_sizes)
-print(f"Adam's step counter after the shared loop: {adam_steps} "
-      f"(= {' + '.join(str(NUM_EPOCHS * steps_per_epoch[b]) for b in demo_sizes)} steps of the three runs)")
+print(
+    f"Adam's step counter after the shared loop: {adam_steps} "
+    f"(= {' + '.join(str(NUM_EPOCHS * steps_per_epoch[b]) for b in demo_sizes)} steps of the three runs)"
+)
 for b in demo_sizes:
-    print(f"batch size {b:>5}: epoch-1 loss fresh {sweep[b][0]:.3f}, shared {shared[b][0]:.3f};   "
-          f"epoch-{NUM_EPOCHS} loss fresh {sweep[b][-1]:.3f}, shared {shared[b][-1]:.3f}")
-assert shared[demo_sizes[-1]][-1] < sweep[demo_sizes[0]][-1]   # the shared loop reverses the conclusion
+    print(
+        f"batch size {b:>5}: epoch-1 loss fresh {sweep[b][0]:.3f}, shared {shared[b][0]:.3f};   "
+        f"epoch-{NUM_EPOCHS} loss fresh {sweep[b][-1]:.3f}, shared {shared[b][-1]:.3f}"
+    )
+assert (
+    shared[demo_sizes[-1]][-1] < sweep[demo_sizes[0]][-1]
+)  # the shared loop reverses the conclusion
 
 fig, ax = plt.subplots(figsize=(7, 3.9))
 for k, b in enumerate(demo_sizes):
     epochs = np.arange(1, NUM_EPOCHS + 1)
     color = plt.get_cmap("tab10").colors[BATCH_SIZES.index(b)]
     ax.plot(epochs, sweep[b], color=color, label=f"batch size {b:,}, fresh model")
-    ax.plot(epochs + k * NUM_EPOCHS, shared[b], color=color, ls="--",
-            label=f"batch size {b:,}, shared (run {k + 1}" + (", = fresh)" if k == 0 else ")"))
+    ax.plot(
+        epochs + k * NUM_EPOCHS,
+        shared[b],
+        color=color,
+        ls="--",
+        label=f"batch size {b:,}, shared (run {k + 1}"
+        + (", = fresh)" if k == 0 else ")"),
+    )
 ax.set_yscale("log")
 ax.set_xlabel("epoch (shared runs placed after the run they continue)")
 ax.set_ylabel("training loss per epoch (nats)")
@@ -642,11 +805,23 @@ plt.show()
 # moves.
 
 # %%
-stale_optimizer = torch.optim.Adam(softmax_regression(d, K).parameters(), lr=LR_ADAM)  # built for another model
+stale_optimizer = torch.optim.Adam(
+    softmax_regression(d, K).parameters(), lr=LR_ADAM
+)  # built for another model
 new_model = softmax_regression(d, K)
-loss_stale = train_epochs(new_model, stale_optimizer, training.make_loader(X, y, batch_size=1024, seed=SEED), 1)[0]
-assert torch.count_nonzero(new_model.weight) == 0 and torch.count_nonzero(new_model.bias) == 0
-print(f"fresh model, stale optimizer: weights still all zero after an epoch; epoch loss {loss_stale:.4f} = log K = {math.log(K):.4f}")
+loss_stale = train_epochs(
+    new_model,
+    stale_optimizer,
+    training.make_loader(X, y, batch_size=1024, seed=SEED),
+    1,
+)[0]
+assert (
+    torch.count_nonzero(new_model.weight) == 0
+    and torch.count_nonzero(new_model.bias) == 0
+)
+print(
+    f"fresh model, stale optimizer: weights still all zero after an epoch; epoch loss {loss_stale:.4f} = log K = {math.log(K):.4f}"
+)
 
 # %% [markdown]
 # ## How well does it classify?
@@ -661,8 +836,12 @@ print(f"fresh model, stale optimizer: weights still all zero after an epoch; epo
 pred_test = {b: training.predict(models[b], X_test) for b in BATCH_SIZES}
 test_acc = {b: float(np.mean(pred_test[b] == y_test_np)) for b in BATCH_SIZES}
 acc_eval = test_acc[EVAL_BATCH_SIZE]
-print(f"{ds.title}: test accuracy after {NUM_EPOCHS} epochs at batch size {EVAL_BATCH_SIZE}: {acc_eval:.1%}")
-print(f"chance: {chance_uniform:.1%} (uniform over {K} classes), {chance_majority:.1%} (most frequent class)")
+print(
+    f"{ds.title}: test accuracy after {NUM_EPOCHS} epochs at batch size {EVAL_BATCH_SIZE}: {acc_eval:.1%}"
+)
+print(
+    f"chance: {chance_uniform:.1%} (uniform over {K} classes), {chance_majority:.1%} (most frequent class)"
+)
 print("all batch sizes: " + ", ".join(f"{b}: {test_acc[b]:.1%}" for b in BATCH_SIZES))
 assert acc_eval > 2 * max(chance_uniform, chance_majority)
 
@@ -678,29 +857,59 @@ assert acc_eval > 2 * max(chance_uniform, chance_majority)
 
 # %%
 y_hat = pred_test[EVAL_BATCH_SIZE]
-per_class = np.array([np.mean(y_hat[y_test_np == k] == k) if np.any(y_test_np == k) else np.nan for k in range(K)])
+per_class = np.array(
+    [
+        np.mean(y_hat[y_test_np == k] == k) if np.any(y_test_np == k) else np.nan
+        for k in range(K)
+    ]
+)
 fig, ax = plt.subplots(figsize=(max(6.0, 0.38 * K + 2), 3.6))
 ax.bar(range(K), 100 * per_class, color="tab:blue")
 ax.axhline(100 * acc_eval, color="black", lw=1, label=f"overall {acc_eval:.1%}")
-ax.axhline(100 * chance_uniform, color="grey", ls=":", label=f"chance 1/K = {chance_uniform:.1%}")
-ax.set_xticks(range(K), ds.classes, rotation=90 if K > 12 or max(map(len, ds.classes)) > 3 else 0)
+ax.axhline(
+    100 * chance_uniform,
+    color="grey",
+    ls=":",
+    label=f"chance 1/K = {chance_uniform:.1%}",
+)
+ax.set_xticks(
+    range(K), ds.classes, rotation=90 if K > 12 or max(map(len, ds.classes)) > 3 else 0
+)
 ax.set_ylabel("test accuracy of the class (%)")
 ax.set_ylim(0, 118)
 ax.set_yticks(range(0, 101, 20))
-ax.set_title(f"Per-class test accuracy, softmax regression, batch size {EVAL_BATCH_SIZE} ({ds.title})")
+ax.set_title(
+    f"Per-class test accuracy, softmax regression, batch size {EVAL_BATCH_SIZE} ({ds.title})"
+)
 ax.legend(loc="upper center", ncol=2)
 plt.show()
 order = np.argsort(per_class)
-print("hardest classes: " + ", ".join(f"{ds.classes[k]} {per_class[k]:.0%}" for k in order[:3]))
-print("easiest classes: " + ", ".join(f"{ds.classes[k]} {per_class[k]:.0%}" for k in order[::-1][:3]))
+print(
+    "hardest classes: "
+    + ", ".join(f"{ds.classes[k]} {per_class[k]:.0%}" for k in order[:3])
+)
+print(
+    "easiest classes: "
+    + ", ".join(f"{ds.classes[k]} {per_class[k]:.0%}" for k in order[::-1][:3])
+)
 
 # %%
-ax, cm = plots.confusion_matrix(y_test_np, y_hat, ds.classes,
-                                title=f"Confusion matrix, softmax regression ({ds.title}, test set)")
+ax, cm = plots.confusion_matrix(
+    y_test_np,
+    y_hat,
+    ds.classes,
+    title=f"Confusion matrix, softmax regression ({ds.title}, test set)",
+)
 plt.show()
-np.testing.assert_allclose(np.diag(cm), per_class)   # the diagonal of the row-normalised matrix is the recall
+np.testing.assert_allclose(
+    np.diag(cm), per_class
+)  # the diagonal of the row-normalised matrix is the recall
 pairs = plots.most_confused_pairs(y_test_np, y_hat, ds.classes, top=5)
-print(pairs[["true", "predicted", "count", "fraction of true class"]].round(3).to_string(index=False))
+print(
+    pairs[["true", "predicted", "count", "fraction of true class"]]
+    .round(3)
+    .to_string(index=False)
+)
 
 # %% [markdown]
 # Rows are the true class and columns the prediction, each row divided by its number of images,
@@ -711,9 +920,13 @@ print(pairs[["true", "predicted", "count", "fraction of true class"]].round(3).t
 
 # %%
 wrong = np.flatnonzero(y_hat != y_test_np)[:24]
-fig = plots.image_grid(images_test[wrong], [f"{ds.classes[y_test_np[i]]} → {ds.classes[y_hat[i]]}" for i in wrong],
-                       ncols=8, size=1.45,
-                       suptitle=f"The first {len(wrong)} misclassified test images ({ds.title}); title: true → predicted")
+fig = plots.image_grid(
+    images_test[wrong],
+    [f"{ds.classes[y_test_np[i]]} → {ds.classes[y_hat[i]]}" for i in wrong],
+    ncols=8,
+    size=1.45,
+    suptitle=f"The first {len(wrong)} misclassified test images ({ds.title}); title: true → predicted",
+)
 plt.show()
 
 # %% [markdown]
@@ -737,7 +950,9 @@ plt.show()
 # %%
 X_scale, y_scale = X[:N_SCALE], y[:N_SCALE]
 pixel_mean, pixel_std = X_scale.mean(0), X_scale.std(0)
-pixel_std = torch.where(pixel_std > 0, pixel_std, torch.ones_like(pixel_std))  # constant pixels: leave at 0
+pixel_std = torch.where(
+    pixel_std > 0, pixel_std, torch.ones_like(pixel_std)
+)  # constant pixels: leave at 0
 scalings = {
     "0..255 (raw)": X_scale,
     "[0, 1] (÷255)": X_scale / 255,
@@ -754,30 +969,52 @@ for label, Z in list(scalings.items())[:2]:
 (gw_raw, gb_raw), (gw_unit, gb_unit) = grads.values()
 np.testing.assert_allclose(gw_raw, 255 * gw_unit, rtol=1e-4, atol=1e-6)
 np.testing.assert_allclose(gb_raw, gb_unit, rtol=1e-6)
-print("at W = 0: weight gradient(raw) = 255 x weight gradient([0, 1]); bias gradients equal (checked)")
+print(
+    "at W = 0: weight gradient(raw) = 255 x weight gradient([0, 1]); bias gradients equal (checked)"
+)
 
 bounds = {label: gd_bound(Z) for label, Z in scalings.items()}
 ratio = bounds["[0, 1] (÷255)"] / bounds["0..255 (raw)"]
-print(f"GD bound 2/lambda_max at W = 0: " + ", ".join(f"{label}: {v:.2e}" for label, v in bounds.items()))
+print(
+    f"GD bound 2/lambda_max at W = 0: "
+    + ", ".join(f"{label}: {v:.2e}" for label, v in bounds.items())
+)
 print(f"ratio of the bounds, [0, 1] over raw: {ratio:,.0f} (255^2 = {255**2:,})")
-np.testing.assert_allclose(ratio, 255**2, rtol=0.05)   # not exact: the bias column is not scaled
+np.testing.assert_allclose(
+    ratio, 255**2, rtol=0.05
+)  # not exact: the bias column is not scaled
 
 # %%
 scale_runs = {}
 total = len(scalings) * (len(LRS_SCALE_GD) + len(LRS_SCALE_ADAM)) * NUM_STEPS_SCALE
 with tqdm(total=total, desc="scaling grid") as bar:
     for label, Z in scalings.items():
-        for opt_name, lrs in (("gradient descent", LRS_SCALE_GD), ("Adam", LRS_SCALE_ADAM)):
+        for opt_name, lrs in (
+            ("gradient descent", LRS_SCALE_GD),
+            ("Adam", LRS_SCALE_ADAM),
+        ):
             for lr in lrs:
-                model, _ = train_full_batch(Z, y_scale, opt_name, lr, NUM_STEPS_SCALE, bar)
+                model, _ = train_full_batch(
+                    Z, y_scale, opt_name, lr, NUM_STEPS_SCALE, bar
+                )
                 with torch.no_grad():
-                    scale_runs[label, opt_name, lr] = F.cross_entropy(model(Z), y_scale).item()
+                    scale_runs[label, opt_name, lr] = F.cross_entropy(
+                        model(Z), y_scale
+                    ).item()
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), sharey=True)
 for k, label in enumerate(scalings):
     color = plt.get_cmap("tab10").colors[k]
-    for ax, (opt_name, lrs) in zip(axes, (("gradient descent", LRS_SCALE_GD), ("Adam", LRS_SCALE_ADAM))):
-        ax.plot(lrs, [scale_runs[label, opt_name, lr] for lr in lrs], marker="o", color=color, label=label)
+    for ax, (opt_name, lrs) in zip(
+        axes, (("gradient descent", LRS_SCALE_GD), ("Adam", LRS_SCALE_ADAM))
+    ):
+        ax.plot(
+            lrs,
+            [scale_runs[label, opt_name, lr] for lr in lrs],
+            marker="o",
+            color=color,
+            label=label,
+        )
     axes[0].axvline(bounds[label], color=color, ls="--", lw=1)
 for ax, opt_name in zip(axes, ("gradient descent (dashed: 2/λmax at W = 0)", "Adam")):
     ax.axhline(math.log(K), color="grey", ls=":", lw=1, label="log K (no progress)")
@@ -787,10 +1024,12 @@ for ax, opt_name in zip(axes, ("gradient descent (dashed: 2/λmax at W = 0)", "A
     ax.set_title(opt_name)
     ax.legend(fontsize=8)
 axes[0].set_ylabel(f"training loss after {NUM_STEPS_SCALE} full-batch steps (nats)")
-fig.suptitle(f"Input scaling and the usable learning rate ({ds.title}, {len(y_scale):,} images)")
+fig.suptitle(
+    f"Input scaling and the usable learning rate ({ds.title}, {len(y_scale):,} images)"
+)
 plt.show()
 
-USABLE = 0.75   # "usable": the run ended at least 25% below the starting loss log K
+USABLE = 0.75  # "usable": the run ended at least 25% below the starting loss log K
 rows, best_lr, best_loss, largest_usable = [], {}, {}, {}
 for label in scalings:
     row = {"inputs": label, "GD bound": f"{bounds[label]:.1e}"}
@@ -803,16 +1042,22 @@ for label in scalings:
         row[f"{short} best lr"] = f"{best_lr[label, short]:.0e}"
         row[f"{short} best loss"] = f"{best_loss[label, short]:.3f}"
         largest_usable[label, short] = max(usable) if usable else float("nan")
-        row[f"{short} usable lrs"] = f"{min(usable):.0e} .. {max(usable):.0e}" if usable else "none"
+        row[f"{short} usable lrs"] = (
+            f"{min(usable):.0e} .. {max(usable):.0e}" if usable else "none"
+        )
     rows.append(row)
 print(pd.DataFrame(rows).to_string(index=False))
 
 raw, unit, std = scalings
 shift_gd = best_lr[unit, "GD"] / best_lr[raw, "GD"]
 shift_adam = best_lr[unit, "Adam"] / best_lr[raw, "Adam"]
-print(f"best learning rate, [0, 1] over raw: gradient descent x{shift_gd:,.0f}, Adam x{shift_adam:,.0f}")
+print(
+    f"best learning rate, [0, 1] over raw: gradient descent x{shift_gd:,.0f}, Adam x{shift_adam:,.0f}"
+)
 assert shift_gd >= 1e3 and shift_adam < shift_gd
-for label in scalings:   # the limit at W = 0 predicts GD's best and largest usable rate within a decade
+for label in (
+    scalings
+):  # the limit at W = 0 predicts GD's best and largest usable rate within a decade
     assert bounds[label] / 10 < best_lr[label, "GD"] < 10 * bounds[label], label
     assert bounds[label] / 10 < largest_usable[label, "GD"] < 10 * bounds[label], label
 assert 1 / 3 < bounds[std] / bounds[unit] < 3
@@ -866,9 +1111,17 @@ images_test_std = ((X_test - mean_px) / std_px).reshape(-1, 1, 28, 28)
 def small_cnn(num_classes, channels=CNN_CHANNELS, hidden=CNN_HIDDEN):
     c1, c2 = channels
     return nn.Sequential(
-        nn.Conv2d(1, c1, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2),    # 28x28 -> 14x14
-        nn.Conv2d(c1, c2, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # 14x14 -> 7x7
-        nn.Flatten(), nn.Linear(c2 * 7 * 7, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+        nn.Conv2d(1, c1, kernel_size=3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 28x28 -> 14x14
+        nn.Conv2d(c1, c2, kernel_size=3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 14x14 -> 7x7
+        nn.Flatten(),
+        nn.Linear(c2 * 7 * 7, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, num_classes),
+    )
 
 
 contenders = {
@@ -881,24 +1134,54 @@ for name, build in contenders.items():
     model = build()
     n_params[name] = sum(p.numel() for p in model.parameters())
     histories[name] = training.fit(
-        model, training.make_loader(images_std, y, batch_size=CNN_BATCH_SIZE, seed=SEED),
-        loss_fn=F.cross_entropy, optimizer=torch.optim.Adam(model.parameters(), lr=CNN_LR),
-        num_epochs=CNN_EPOCHS, desc=name)
-    test_acc_recipe[name] = float(np.mean(training.predict(model, images_test_std) == y_test_np))
+        model,
+        training.make_loader(images_std, y, batch_size=CNN_BATCH_SIZE, seed=SEED),
+        loss_fn=F.cross_entropy,
+        optimizer=torch.optim.Adam(model.parameters(), lr=CNN_LR),
+        num_epochs=CNN_EPOCHS,
+        desc=name,
+    )
+    test_acc_recipe[name] = float(
+        np.mean(training.predict(model, images_test_std) == y_test_np)
+    )
 
 for name, hist in histories.items():
-    print(f"{name}: train loss per epoch " + ", ".join(f"{v:.3f}" for v in hist["train_loss"]))
+    print(
+        f"{name}: train loss per epoch "
+        + ", ".join(f"{v:.3f}" for v in hist["train_loss"])
+    )
 
 # %%
-summary = pd.DataFrame([
-    ("chance (most frequent class)", "-", "-", "-", "-", chance_majority),
-    (f"softmax regression (sweep run)", "raw 0..255", f"Adam {LR_ADAM:.0e}, batch {EVAL_BATCH_SIZE}", NUM_EPOCHS,
-     d * K + K, acc_eval),
-    ("softmax regression", "standardized", f"Adam {CNN_LR:.0e}, batch {CNN_BATCH_SIZE}", CNN_EPOCHS,
-     n_params["softmax regression"], test_acc_recipe["softmax regression"]),
-    ("small CNN", "standardized", f"Adam {CNN_LR:.0e}, batch {CNN_BATCH_SIZE}", CNN_EPOCHS,
-     n_params["small CNN"], test_acc_recipe["small CNN"]),
-], columns=["model", "inputs", "optimizer", "epochs", "parameters", "test accuracy"])
+summary = pd.DataFrame(
+    [
+        ("chance (most frequent class)", "-", "-", "-", "-", chance_majority),
+        (
+            f"softmax regression (sweep run)",
+            "raw 0..255",
+            f"Adam {LR_ADAM:.0e}, batch {EVAL_BATCH_SIZE}",
+            NUM_EPOCHS,
+            d * K + K,
+            acc_eval,
+        ),
+        (
+            "softmax regression",
+            "standardized",
+            f"Adam {CNN_LR:.0e}, batch {CNN_BATCH_SIZE}",
+            CNN_EPOCHS,
+            n_params["softmax regression"],
+            test_acc_recipe["softmax regression"],
+        ),
+        (
+            "small CNN",
+            "standardized",
+            f"Adam {CNN_LR:.0e}, batch {CNN_BATCH_SIZE}",
+            CNN_EPOCHS,
+            n_params["small CNN"],
+            test_acc_recipe["small CNN"],
+        ),
+    ],
+    columns=["model", "inputs", "optimizer", "epochs", "parameters", "test accuracy"],
+)
 summary["test accuracy"] = summary["test accuracy"].map(lambda v: f"{v:.1%}")
 print(f"{ds.title}, {n:,} training images, {len(y_test):,} test images")
 print(summary.to_string(index=False))

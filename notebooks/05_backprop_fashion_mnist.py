@@ -29,25 +29,36 @@
 # Prerequisites: chapter 0 (the data), chapter 1 (the computational graph), chapter 3 (optimizers).
 
 # %% tags=["remove-cell"]
-# Colab setup: install the course package from the repository (no-op elsewhere).
-import subprocess, sys
+# Colab setup: install course_utils and what this chapter needs (a no-op elsewhere).
+import os
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "course-utils @ git+https://github.com/nn-training-course/nn-training-book@main"], check=True)
+    source = os.environ.get(
+        "COURSE_BOOK_SOURCE",
+        "git+https://github.com/nn-training-course/nn-training-book@main",
+    )
+    package = f"course-utils[ch05] @ {source}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %% tags=["parameters"]
-SEED = 0                # seeds the split, the subsets, every initialisation, batch order and the sampler
+SEED = (
+    0  # seeds the split, the subsets, every initialisation, batch order and the sampler
+)
 # The sweep (section 4): optuna TPE trials, each trained on a stratified subset of the training split and
 # validated on the whole validation split. A reader with time (or a GPU port) may raise both:
 # SWEEP_TRAIN = 54_000 and N_TRIALS = 100 follow the source assignment more closely.
-SWEEP_TRAIN = 5_000     # training images per trial
-N_TRIALS = 30           # trials
+SWEEP_TRAIN = 5_000  # training images per trial
+N_TRIALS = 30  # trials
 # Loss comparison (section 6): configurations x {cross-entropy, squared error}, on a subset.
 CMP_TRAIN = 10_000
 CMP_EPOCHS = 5
 # MNIST (section 7): three configurations, each on the full 54,000-image training split.
 MNIST_EPOCHS = 4
-LR_SCHEDULE = "cosine"  # every run decays its learning rate to 0 with a cosine over the run
+LR_SCHEDULE = (
+    "cosine"  # every run decays its learning rate to 0 with a cosine over the run
+)
 
 # %%
 import importlib.util
@@ -78,7 +89,9 @@ print(info)
 # %%
 ds = data.load("fashion-mnist")
 print(ds.note())
-X_tr_img, X_val_img, y_tr, y_val = data.train_val_split(ds.X_train, ds.y_train, val_fraction=0.1, seed=SEED)
+X_tr_img, X_val_img, y_tr, y_val = data.train_val_split(
+    ds.X_train, ds.y_train, val_fraction=0.1, seed=SEED
+)
 y_test = ds.y_test
 print(f"train {len(y_tr):,} / validation {len(y_val):,} / test {len(y_test):,} images")
 print("validation images per class:", np.bincount(y_val).tolist())
@@ -86,8 +99,13 @@ assert (np.bincount(y_val) == 600).all() and (np.bincount(y_tr) == 5_400).all()
 
 # %%
 first = [int(np.flatnonzero(y_tr == k)[0]) for k in range(ds.num_classes)]
-fig = plots.image_grid(X_tr_img[first], titles=ds.classes, ncols=10, size=1.4,
-                       suptitle="Fashion-MNIST: the first training image of each class")
+fig = plots.image_grid(
+    X_tr_img[first],
+    titles=ds.classes,
+    ncols=10,
+    size=1.4,
+    suptitle="Fashion-MNIST: the first training image of each class",
+)
 plt.show()
 
 # %% [markdown]
@@ -98,10 +116,16 @@ plt.show()
 
 # %%
 scaler = network.Standardizer().fit(X_tr_img)
-X_tr, X_val, X_test = scaler.transform(X_tr_img), scaler.transform(X_val_img), scaler.transform(ds.X_test)
+X_tr, X_val, X_test = (
+    scaler.transform(X_tr_img),
+    scaler.transform(X_val_img),
+    scaler.transform(ds.X_test),
+)
 assert abs(X_tr.mean()) < 1e-4
-print(f"rows: {X_tr.shape}, {X_tr.dtype}; pixel std used: {scaler.std:.4f}; "
-      f"standard deviation of the scaled training rows: {X_tr.std():.3f}")
+print(
+    f"rows: {X_tr.shape}, {X_tr.dtype}; pixel std used: {scaler.std:.4f}; "
+    f"standard deviation of the scaled training rows: {X_tr.std():.3f}"
+)
 
 # %% [markdown]
 # ## 2. The network is a graph, backpropagation is the chain rule through it
@@ -137,7 +161,9 @@ print(f"rows: {X_tr.shape}, {X_tr.dtype}; pixel std used: {scaler.std:.4f}; "
 # activation, initialisation and loss. Here is the graph of a small network:
 
 # %%
-demo = network.FeedForwardNet(784, [32, 32], 10, activation="tanh", init="xavier", loss="cross_entropy", seed=SEED)
+demo = network.FeedForwardNet(
+    784, [32, 32], 10, activation="tanh", init="xavier", loss="cross_entropy", seed=SEED
+)
 print(demo)
 print(" -> ".join(node.name for node in graph.topological_sort(demo.loss)))
 print("parameters:", ", ".join(f"{p.name} {p.value.shape}" for p in demo.params))
@@ -158,8 +184,17 @@ y_small = rng.integers(0, 4, size=8)
 
 
 def small_net(activation, loss):
-    net = network.FeedForwardNet(12, [6, 5], 4, activation=activation, init="he", loss=loss,
-                                 weight_decay=0.05, dtype=np.float64, seed=SEED)
+    net = network.FeedForwardNet(
+        12,
+        [6, 5],
+        4,
+        activation=activation,
+        init="he",
+        loss=loss,
+        weight_decay=0.05,
+        dtype=np.float64,
+        seed=SEED,
+    )
     for layer in net.layers:  # non-zero biases: a generic point
         layer.b.value[...] = 0.3 * rng.standard_normal(layer.b.value.shape)
     return net
@@ -181,12 +216,25 @@ for activation in network.ACTIVATIONS:
             numeric = checks.numerical_gradient(f, original)
             prm.value[...] = original
             worst = max(worst, checks.relative_error(analytic, numeric))
-        rows.append({"activation": activation, "loss": loss, "parameters": net.num_parameters,
-                     "max relative error": worst})
+        rows.append(
+            {
+                "activation": activation,
+                "loss": loss,
+                "parameters": net.num_parameters,
+                "max relative error": worst,
+            }
+        )
 fd = pd.DataFrame(rows)
 assert (fd["max relative error"] < 1e-6).all()
-print(fd.assign(**{"max relative error": fd["max relative error"].map(lambda e: "< 1e-6" if e < 1e-6 else f"{e:.1e}")})
-      .to_string(index=False))
+print(
+    fd.assign(
+        **{
+            "max relative error": fd["max relative error"].map(
+                lambda e: "< 1e-6" if e < 1e-6 else f"{e:.1e}"
+            )
+        }
+    ).to_string(index=False)
+)
 
 # %% [markdown]
 # Finite differences agree to better than $10^{-6}$ in every case. They are an independent
@@ -203,19 +251,38 @@ for activation in network.ACTIVATIONS:
         leaves = [torch.tensor(p.value, requires_grad=True) for p in net.params]
         h = torch.tensor(X_small)
         pairs = list(zip(leaves[0::2], leaves[1::2]))
-        act = {"identity": lambda z: z, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[activation]
+        act = {
+            "identity": lambda z: z,
+            "sigmoid": torch.sigmoid,
+            "tanh": torch.tanh,
+            "relu": torch.relu,
+        }[activation]
         for i, (A, b) in enumerate(pairs):
             h = h @ A.T + b
             h = act(h) if i < len(pairs) - 1 else h
         yt = torch.tensor(y_small)
-        L = F.cross_entropy(h, yt) if loss == "cross_entropy" else \
-            ((torch.softmax(h, 1) - F.one_hot(yt, 4).double()) ** 2).sum(1).mean()
-        (L + 0.5 * net.weight_decay * sum((A ** 2).sum() for A, _ in pairs)).backward()
+        L = (
+            F.cross_entropy(h, yt)
+            if loss == "cross_entropy"
+            else ((torch.softmax(h, 1) - F.one_hot(yt, 4).double()) ** 2).sum(1).mean()
+        )
+        (L + 0.5 * net.weight_decay * sum((A**2).sum() for A, _ in pairs)).backward()
         np.testing.assert_allclose(data_loss, L.item(), rtol=1e-12)
         for prm, leaf in zip(net.params, leaves):
-            np.testing.assert_allclose(prm.grad, leaf.grad.numpy(), rtol=1e-9, atol=1e-13)
-        worst = max(checks.relative_error(p.grad, leaf.grad.numpy()) for p, leaf in zip(net.params, leaves))
-        rows.append({"activation": activation, "loss": loss, "max relative error": "< 1e-12" if worst < 1e-12 else f"{worst:.0e}"})
+            np.testing.assert_allclose(
+                prm.grad, leaf.grad.numpy(), rtol=1e-9, atol=1e-13
+            )
+        worst = max(
+            checks.relative_error(p.grad, leaf.grad.numpy())
+            for p, leaf in zip(net.params, leaves)
+        )
+        rows.append(
+            {
+                "activation": activation,
+                "loss": loss,
+                "max relative error": "< 1e-12" if worst < 1e-12 else f"{worst:.0e}",
+            }
+        )
 print(pd.DataFrame(rows).to_string(index=False))
 
 # %% [markdown]
@@ -271,27 +338,51 @@ SPACE = sweeps.SOURCE_SPACE
 print(f"{len(SPACE)} parameters, {sweeps.space_size(SPACE):,} combinations:")
 for name, choices in SPACE.items():
     print(f"  {name:14s} {choices}")
-_, X_sweep_img, _, y_sweep = data.train_val_split(X_tr_img, y_tr, val_fraction=SWEEP_TRAIN / len(y_tr), seed=SEED)
+_, X_sweep_img, _, y_sweep = data.train_val_split(
+    X_tr_img, y_tr, val_fraction=SWEEP_TRAIN / len(y_tr), seed=SEED
+)
 X_sweep = scaler.transform(X_sweep_img)
-print(f"sweep subset: {len(y_sweep):,} images, {np.bincount(y_sweep).min()}-{np.bincount(y_sweep).max()} per class")
+print(
+    f"sweep subset: {len(y_sweep):,} images, {np.bincount(y_sweep).min()}-{np.bincount(y_sweep).max()} per class"
+)
 
 
 def build(p, loss="cross_entropy"):
     """The network of a hyperparameter dict p (the sweep's names)."""
-    return network.FeedForwardNet(784, [p["hidden_size"]] * p["num_layers"], ds.num_classes,
-                                  activation=p["activation"], init=p["weight_init"], loss=loss,
-                                  weight_decay=p["weight_decay"], seed=SEED)
+    return network.FeedForwardNet(
+        784,
+        [p["hidden_size"]] * p["num_layers"],
+        ds.num_classes,
+        activation=p["activation"],
+        init=p["weight_init"],
+        loss=loss,
+        weight_decay=p["weight_decay"],
+        seed=SEED,
+    )
 
 
 def objective(trial):
     p = sweeps.suggest(trial, SPACE)
-    history = network.train(build(p), X_sweep, y_sweep, X_val=X_val, y_val=y_val, optimizer=p["optimizer"],
-                            lr=p["learning_rate"], batch_size=p["batch_size"], num_epochs=p["epochs"],
-                            schedule=LR_SCHEDULE, seed=SEED, callback=sweeps.pruning_callback(trial))
+    history = network.train(
+        build(p),
+        X_sweep,
+        y_sweep,
+        X_val=X_val,
+        y_val=y_val,
+        optimizer=p["optimizer"],
+        lr=p["learning_rate"],
+        batch_size=p["batch_size"],
+        num_epochs=p["epochs"],
+        schedule=LR_SCHEDULE,
+        seed=SEED,
+        callback=sweeps.pruning_callback(trial),
+    )
     return float(history["val_acc"].iloc[-1])
 
 
-study = sweeps.make_study(SEED, n_startup_trials=10, pruner_warmup_epochs=1, pruner_startup_trials=5)
+study = sweeps.make_study(
+    SEED, n_startup_trials=10, pruner_warmup_epochs=1, pruner_startup_trials=5
+)
 t0 = time.process_time()
 sweeps.run_study(study, objective, N_TRIALS, desc="sweep")
 sweep_cpu = time.process_time() - t0
@@ -306,17 +397,33 @@ print(f"the sweep took {sweep_cpu:.0f} s of CPU time")
 # %%
 table = sweeps.results_table(study, list(SPACE))
 counts = table["state"].value_counts()
-print(f"{N_TRIALS} trials: {counts.get('complete', 0)} completed, {counts.get('pruned', 0)} pruned")
-show = table.rename(columns={"learning_rate": "lr", "weight_decay": "wd", "num_layers": "layers", "hidden_size": "size",
-                             "batch_size": "batch", "weight_init": "init", "activation": "act"})
+print(
+    f"{N_TRIALS} trials: {counts.get('complete', 0)} completed, {counts.get('pruned', 0)} pruned"
+)
+show = table.rename(
+    columns={
+        "learning_rate": "lr",
+        "weight_decay": "wd",
+        "num_layers": "layers",
+        "hidden_size": "size",
+        "batch_size": "batch",
+        "weight_init": "init",
+        "activation": "act",
+    }
+)
 show["val_acc"] = (100 * show["val_acc"]).map(lambda v: f"{v:.1f}%")
 show["lr"] = show["lr"].map(lambda v: f"{v:g}")
 show["wd"] = show["wd"].map(lambda v: f"{v:g}")
 print(show.to_string(index=False))
 
 # %%
-ax = sweeps.parallel_coordinates(table, list(SPACE), value="val_acc", space=SPACE,
-                                 title=f"Sweep: {N_TRIALS} trials on {SWEEP_TRAIN:,} images, coloured by validation accuracy")
+ax = sweeps.parallel_coordinates(
+    table,
+    list(SPACE),
+    value="val_acc",
+    space=SPACE,
+    title=f"Sweep: {N_TRIALS} trials on {SWEEP_TRAIN:,} images, coloured by validation accuracy",
+)
 plt.show()
 
 # %% [markdown]
@@ -329,9 +436,15 @@ plt.show()
 # %%
 importance = sweeps.param_importances(study, seed=SEED)
 rho = sweeps.spearman_table(table.dropna(subset=["val_acc"]), list(SPACE))
-read = pd.DataFrame({"fANOVA importance": importance, "Spearman rho (ordered parameters)": rho})
+read = pd.DataFrame(
+    {"fANOVA importance": importance, "Spearman rho (ordered parameters)": rho}
+)
 read = read.sort_values("fANOVA importance", ascending=False)
-print(read.apply(lambda col: col.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")).to_string())
+print(
+    read.apply(
+        lambda col: col.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    ).to_string()
+)
 
 # %%
 means = sweeps.marginal_means(table, list(SPACE))
@@ -368,10 +481,15 @@ print(means.to_string(index=False))
 # they do not measure small differences.
 
 # %%
-assert (table.head(9)["learning_rate"] == 1e-3).all() and (table.head(7)["optimizer"] == "nadam").all()
+assert (table.head(9)["learning_rate"] == 1e-3).all() and (
+    table.head(7)["optimizer"] == "nadam"
+).all()
 assert (table.iloc[7:9]["optimizer"] == "rmsprop").all()
-momentum_like = table[table["optimizer"].isin(["momentum", "nesterov"]) & (table["learning_rate"] == 1e-3)
-                      & (table["state"] == "complete")]
+momentum_like = table[
+    table["optimizer"].isin(["momentum", "nesterov"])
+    & (table["learning_rate"] == 1e-3)
+    & (table["state"] == "complete")
+]
 assert 0.68 < momentum_like["val_acc"].min() and momentum_like["val_acc"].max() < 0.80
 assert importance.index[0] == "learning_rate" and importance.index[1] == "optimizer"
 for column, value in [("weight_decay", 0.5), ("activation", "sigmoid")]:
@@ -389,38 +507,70 @@ print("claims checked")
 
 # %%
 best = dict(study.best_params)
-print("best trial:", study.best_trial.number, "validation accuracy on the subset run:", f"{100 * study.best_value:.1f}%")
+print(
+    "best trial:",
+    study.best_trial.number,
+    "validation accuracy on the subset run:",
+    f"{100 * study.best_value:.1f}%",
+)
 for k, v in best.items():
     print(f"  {k:14s} {v}")
 
 # %%
 best_net = build(best)
 t0 = time.process_time()
-history = network.train(best_net, X_tr, y_tr, X_val=X_val, y_val=y_val, optimizer=best["optimizer"],
-                        lr=best["learning_rate"], batch_size=best["batch_size"], num_epochs=best["epochs"],
-                        schedule=LR_SCHEDULE, seed=SEED, progress=True, desc="best configuration")
+history = network.train(
+    best_net,
+    X_tr,
+    y_tr,
+    X_val=X_val,
+    y_val=y_val,
+    optimizer=best["optimizer"],
+    lr=best["learning_rate"],
+    batch_size=best["batch_size"],
+    num_epochs=best["epochs"],
+    schedule=LR_SCHEDULE,
+    seed=SEED,
+    progress=True,
+    desc="best configuration",
+)
 retrain_cpu = time.process_time() - t0
 test_loss, test_acc = best_net.evaluate(X_test, y_test)
-hist_show = history[["epoch", "train_loss", "val_loss"]].round(3).assign(
-    train_acc=(100 * history["train_acc"]).map(lambda v: f"{v:.1f}%"),
-    val_acc=(100 * history["val_acc"]).map(lambda v: f"{v:.1f}%"))
+hist_show = (
+    history[["epoch", "train_loss", "val_loss"]]
+    .round(3)
+    .assign(
+        train_acc=(100 * history["train_acc"]).map(lambda v: f"{v:.1f}%"),
+        val_acc=(100 * history["val_acc"]).map(lambda v: f"{v:.1f}%"),
+    )
+)
 print(hist_show.to_string(index=False))
 print(f"test accuracy: {100 * test_acc:.1f}% (test loss {test_loss:.3f})")
 assert test_acc >= 0.89, test_acc
 
 # %% tags=["nbval-ignore-output"]
-print(f"retraining: {retrain_cpu:.1f} s of CPU time, {retrain_cpu / best['epochs']:.2f} s per epoch "
-      f"of {len(y_tr):,} images at batch size {best['batch_size']}")
+print(
+    f"retraining: {retrain_cpu:.1f} s of CPU time, {retrain_cpu / best['epochs']:.2f} s per epoch "
+    f"of {len(y_tr):,} images at batch size {best['batch_size']}"
+)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
 epochs = history["epoch"]
-axes[0].plot(epochs, history["train_loss"], "o-", label="training (running mean over the epoch)")
+axes[0].plot(
+    epochs, history["train_loss"], "o-", label="training (running mean over the epoch)"
+)
 axes[0].plot(epochs, history["val_loss"], "s-", label="validation (after the epoch)")
 axes[0].set(xlabel="epoch", ylabel="cross-entropy (nats)", title="Loss")
 axes[1].plot(epochs, 100 * history["train_acc"], "o-", label="training")
 axes[1].plot(epochs, 100 * history["val_acc"], "s-", label="validation")
-axes[1].axhline(100 * test_acc, color="0.4", ls="--", lw=1, label=f"test, final model ({100 * test_acc:.1f}%)")
+axes[1].axhline(
+    100 * test_acc,
+    color="0.4",
+    ls="--",
+    lw=1,
+    label=f"test, final model ({100 * test_acc:.1f}%)",
+)
 axes[1].set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
 for a in axes:
     a.legend()
@@ -442,7 +592,10 @@ plt.show()
 # $\sqrt{0.9 \cdot 0.1 / 6000} \approx 0.4$ points.
 
 # %%
-assert history["val_loss"].idxmin() == 5 and history["val_acc"].iloc[-1] >= history["val_acc"].iloc[5]
+assert (
+    history["val_loss"].idxmin() == 5
+    and history["val_acc"].iloc[-1] >= history["val_acc"].iloc[5]
+)
 assert history["train_loss"].is_monotonic_decreasing
 
 # %% [markdown]
@@ -455,18 +608,38 @@ assert history["train_loss"].is_monotonic_decreasing
 y_pred = best_net.predict(X_test)
 proba = best_net.predict_proba(X_test)
 fig, ax = plt.subplots(figsize=(7.2, 6.2))
-_, cm = plots.confusion_matrix(y_test, y_pred, ds.classes, normalize=True, ax=ax,
-                               title=f"Fashion-MNIST test set, row-normalised (accuracy {100 * test_acc:.1f}%)")
+_, cm = plots.confusion_matrix(
+    y_test,
+    y_pred,
+    ds.classes,
+    normalize=True,
+    ax=ax,
+    title=f"Fashion-MNIST test set, row-normalised (accuracy {100 * test_acc:.1f}%)",
+)
 plt.show()
 recall = pd.Series(np.diag(cm), index=ds.classes)
-print("recall per class:", ", ".join(f"{c} {100 * r:.1f}%" for c, r in recall.sort_values().items()))
+print(
+    "recall per class:",
+    ", ".join(f"{c} {100 * r:.1f}%" for c, r in recall.sort_values().items()),
+)
 
 # %%
 pairs = plots.most_confused_pairs(y_test, y_pred, ds.classes, top=6)
 share = pairs["count"].sum() / (y_pred != y_test).sum()
-print(pairs.assign(**{"fraction of true class": (100 * pairs["fraction of true class"]).map(lambda v: f"{v:.1f}%")})
-      .drop(columns=["true_id", "pred_id"]).to_string(index=False))
-print(f"these {len(pairs)} pairs (of 90 possible) hold {100 * share:.0f}% of the {(y_pred != y_test).sum()} test errors")
+print(
+    pairs.assign(
+        **{
+            "fraction of true class": (100 * pairs["fraction of true class"]).map(
+                lambda v: f"{v:.1f}%"
+            )
+        }
+    )
+    .drop(columns=["true_id", "pred_id"])
+    .to_string(index=False)
+)
+print(
+    f"these {len(pairs)} pairs (of 90 possible) hold {100 * share:.0f}% of the {(y_pred != y_test).sum()} test errors"
+)
 
 # %% [markdown]
 # The images behind the three most frequent confusions, the most confidently wrong first (title: the
@@ -490,10 +663,16 @@ fig.suptitle("Top confusions on the test set: true class (left) predicted as ano
 plt.show()
 wrong = y_pred != y_test
 p_wrong = proba[wrong, y_pred[wrong]]
-shown = np.concatenate([np.sort(proba[(y_test == pr.true_id) & (y_pred == pr.pred_id), pr.pred_id])[-8:]
-                        for _, pr in top3.iterrows()])
-print(f"probability given to the wrong answer: {shown.min():.2f} to {shown.max():.2f} for the {len(shown)} images shown; "
-      f"over all {wrong.sum()} test errors median {np.median(p_wrong):.2f}, above 0.9 for {100 * (p_wrong > 0.9).mean():.0f}% of them")
+shown = np.concatenate(
+    [
+        np.sort(proba[(y_test == pr.true_id) & (y_pred == pr.pred_id), pr.pred_id])[-8:]
+        for _, pr in top3.iterrows()
+    ]
+)
+print(
+    f"probability given to the wrong answer: {shown.min():.2f} to {shown.max():.2f} for the {len(shown)} images shown; "
+    f"over all {wrong.sum()} test errors median {np.median(p_wrong):.2f}, above 0.9 for {100 * (p_wrong > 0.9).mean():.0f}% of them"
+)
 
 # %% [markdown]
 # The errors are not spread evenly. Footwear, bags and trousers are recognised 95-97% of the time;
@@ -533,7 +712,9 @@ assert set(pairs["true"]) <= upper and set(pairs["predicted"]) <= upper
 # %%
 rows = []
 for margin in [0.0, 2.0, 5.0, 10.0]:
-    z = np.array([[0.0, 0.0, margin, 0.0]])  # the true class is 0; class 2 is ahead by `margin`
+    z = np.array(
+        [[0.0, 0.0, margin, 0.0]]
+    )  # the true class is 0; class 2 is ahead by `margin`
     row = {"logit margin of the wrong class": margin}
     for name, node_cls in [("CE", graph.SoftmaxCrossEntropy), ("SE", graph.SoftmaxMSE)]:
         zin = graph.Input("z", z.copy(), requires_grad=True)
@@ -541,8 +722,13 @@ for margin in [0.0, 2.0, 5.0, 10.0]:
         graph.forward(loss)
         graph.backward(loss)
         zt = torch.tensor(z, requires_grad=True)
-        ref = F.cross_entropy(zt, torch.tensor([0])) if name == "CE" else \
-            ((torch.softmax(zt, 1) - F.one_hot(torch.tensor([0]), 4).double()) ** 2).sum()
+        ref = (
+            F.cross_entropy(zt, torch.tensor([0]))
+            if name == "CE"
+            else (
+                (torch.softmax(zt, 1) - F.one_hot(torch.tensor([0]), 4).double()) ** 2
+            ).sum()
+        )
         ref.backward()
         np.testing.assert_allclose(zin.grad, zt.grad.numpy(), rtol=1e-10, atol=1e-15)
         row[f"|dL/dz| {name}"] = float(np.linalg.norm(zin.grad))
@@ -557,25 +743,57 @@ assert grad_table["|dL/dz| SE"].iloc[-1] < 1e-3 < grad_table["|dL/dz| CE"].iloc[
 # validated on the 6,000 validation images:
 
 # %%
-_, X_cmp_img, _, y_cmp = data.train_val_split(X_tr_img, y_tr, val_fraction=CMP_TRAIN / len(y_tr), seed=SEED)
+_, X_cmp_img, _, y_cmp = data.train_val_split(
+    X_tr_img, y_tr, val_fraction=CMP_TRAIN / len(y_tr), seed=SEED
+)
 X_cmp = scaler.transform(X_cmp_img)
-base = dict(num_layers=2, hidden_size=64, weight_decay=0.0, weight_init="xavier", batch_size=64)
+base = dict(
+    num_layers=2, hidden_size=64, weight_decay=0.0, weight_init="xavier", batch_size=64
+)
 configs = {
-    "ReLU, Adam, lr 1e-3": dict(base, activation="relu", optimizer="adam", learning_rate=1e-3),
-    "sigmoid, NAdam, lr 1e-3": dict(base, activation="sigmoid", optimizer="nadam", learning_rate=1e-3),
-    "tanh, SGD, lr 0.1": dict(base, activation="tanh", optimizer="sgd", learning_rate=0.1),
-    "ReLU, momentum, lr 1e-2": dict(base, activation="relu", optimizer="momentum", learning_rate=1e-2),
+    "ReLU, Adam, lr 1e-3": dict(
+        base, activation="relu", optimizer="adam", learning_rate=1e-3
+    ),
+    "sigmoid, NAdam, lr 1e-3": dict(
+        base, activation="sigmoid", optimizer="nadam", learning_rate=1e-3
+    ),
+    "tanh, SGD, lr 0.1": dict(
+        base, activation="tanh", optimizer="sgd", learning_rate=0.1
+    ),
+    "ReLU, momentum, lr 1e-2": dict(
+        base, activation="relu", optimizer="momentum", learning_rate=1e-2
+    ),
 }
 cmp_hist, rows = {}, []
 for label, p in configs.items():
     for loss in ["cross_entropy", "mean_squared_error"]:
-        h = network.train(build(p, loss=loss), X_cmp, y_cmp, X_val=X_val, y_val=y_val, optimizer=p["optimizer"],
-                          lr=p["learning_rate"], batch_size=p["batch_size"], num_epochs=CMP_EPOCHS,
-                          schedule=LR_SCHEDULE, seed=SEED)
+        h = network.train(
+            build(p, loss=loss),
+            X_cmp,
+            y_cmp,
+            X_val=X_val,
+            y_val=y_val,
+            optimizer=p["optimizer"],
+            lr=p["learning_rate"],
+            batch_size=p["batch_size"],
+            num_epochs=CMP_EPOCHS,
+            schedule=LR_SCHEDULE,
+            seed=SEED,
+        )
         cmp_hist[label, loss] = h
-    ce, se = cmp_hist[label, "cross_entropy"]["val_acc"], cmp_hist[label, "mean_squared_error"]["val_acc"]
-    rows.append({"configuration": label, "CE, epoch 1": ce.iloc[0], "SE, epoch 1": se.iloc[0],
-                 f"CE, epoch {CMP_EPOCHS}": ce.iloc[-1], f"SE, epoch {CMP_EPOCHS}": se.iloc[-1]})
+    ce, se = (
+        cmp_hist[label, "cross_entropy"]["val_acc"],
+        cmp_hist[label, "mean_squared_error"]["val_acc"],
+    )
+    rows.append(
+        {
+            "configuration": label,
+            "CE, epoch 1": ce.iloc[0],
+            "SE, epoch 1": se.iloc[0],
+            f"CE, epoch {CMP_EPOCHS}": ce.iloc[-1],
+            f"SE, epoch {CMP_EPOCHS}": se.iloc[-1],
+        }
+    )
 cmp_table = pd.DataFrame(rows).set_index("configuration")
 print("validation accuracy")
 print((100 * cmp_table).to_string(float_format=lambda v: f"{v:.1f}%"))
@@ -585,11 +803,18 @@ fig, axes = plt.subplots(1, len(configs), figsize=(13, 3.4), sharey=True)
 for ax, label in zip(axes, configs):
     for loss, style in [("cross_entropy", "o-"), ("mean_squared_error", "s--")]:
         h = cmp_hist[label, loss]
-        ax.plot(h["epoch"], 100 * h["val_acc"], style, label="cross-entropy" if loss == "cross_entropy" else "squared error")
+        ax.plot(
+            h["epoch"],
+            100 * h["val_acc"],
+            style,
+            label="cross-entropy" if loss == "cross_entropy" else "squared error",
+        )
     ax.set(title=label, xlabel="epoch")
 axes[0].set_ylabel("validation accuracy (%)")
 axes[0].legend()
-fig.suptitle(f"Cross-entropy against squared error on softmax outputs ({CMP_TRAIN:,} training images)")
+fig.suptitle(
+    f"Cross-entropy against squared error on softmax outputs ({CMP_TRAIN:,} training images)"
+)
 plt.show()
 
 # %% [markdown]
@@ -625,25 +850,70 @@ assert (final[["ReLU, Adam, lr 1e-3", "sigmoid, NAdam, lr 1e-3"]] < 0.002).all()
 # %%
 mn = data.load("mnist")
 print(mn.note())
-Xm_tr_img, Xm_val_img, ym_tr, ym_val = data.train_val_split(mn.X_train, mn.y_train, val_fraction=0.1, seed=SEED)
+Xm_tr_img, Xm_val_img, ym_tr, ym_val = data.train_val_split(
+    mn.X_train, mn.y_train, val_fraction=0.1, seed=SEED
+)
 m_scaler = network.Standardizer().fit(Xm_tr_img)
-Xm_tr, Xm_val, Xm_test = (m_scaler.transform(a) for a in (Xm_tr_img, Xm_val_img, mn.X_test))
+Xm_tr, Xm_val, Xm_test = (
+    m_scaler.transform(a) for a in (Xm_tr_img, Xm_val_img, mn.X_test)
+)
 mnist_configs = {
-    "NAdam, ReLU, 4x128": dict(num_layers=4, hidden_size=128, activation="relu", weight_init="xavier", weight_decay=0.0,
-                               optimizer="nadam", learning_rate=1e-3, batch_size=64),
-    "Adam, ReLU, 3x128, wd 5e-4": dict(num_layers=3, hidden_size=128, activation="relu", weight_init="xavier",
-                                       weight_decay=5e-4, optimizer="adam", learning_rate=1e-3, batch_size=64),
-    "RMSProp, tanh, 3x128": dict(num_layers=3, hidden_size=128, activation="tanh", weight_init="xavier",
-                                 weight_decay=0.0, optimizer="rmsprop", learning_rate=1e-3, batch_size=64),
+    "NAdam, ReLU, 4x128": dict(
+        num_layers=4,
+        hidden_size=128,
+        activation="relu",
+        weight_init="xavier",
+        weight_decay=0.0,
+        optimizer="nadam",
+        learning_rate=1e-3,
+        batch_size=64,
+    ),
+    "Adam, ReLU, 3x128, wd 5e-4": dict(
+        num_layers=3,
+        hidden_size=128,
+        activation="relu",
+        weight_init="xavier",
+        weight_decay=5e-4,
+        optimizer="adam",
+        learning_rate=1e-3,
+        batch_size=64,
+    ),
+    "RMSProp, tanh, 3x128": dict(
+        num_layers=3,
+        hidden_size=128,
+        activation="tanh",
+        weight_init="xavier",
+        weight_decay=0.0,
+        optimizer="rmsprop",
+        learning_rate=1e-3,
+        batch_size=64,
+    ),
 }
 rows = []
 for label, p in mnist_configs.items():
     net = build(p)
-    h = network.train(net, Xm_tr, ym_tr, X_val=Xm_val, y_val=ym_val, optimizer=p["optimizer"], lr=p["learning_rate"],
-                      batch_size=p["batch_size"], num_epochs=MNIST_EPOCHS, schedule=LR_SCHEDULE, seed=SEED,
-                      progress=True, desc=label)
-    rows.append({"configuration": label, "validation": f"{100 * h['val_acc'].iloc[-1]:.1f}%",
-                 "test": f"{100 * net.accuracy(Xm_test, mn.y_test):.1f}%"})
+    h = network.train(
+        net,
+        Xm_tr,
+        ym_tr,
+        X_val=Xm_val,
+        y_val=ym_val,
+        optimizer=p["optimizer"],
+        lr=p["learning_rate"],
+        batch_size=p["batch_size"],
+        num_epochs=MNIST_EPOCHS,
+        schedule=LR_SCHEDULE,
+        seed=SEED,
+        progress=True,
+        desc=label,
+    )
+    rows.append(
+        {
+            "configuration": label,
+            "validation": f"{100 * h['val_acc'].iloc[-1]:.1f}%",
+            "test": f"{100 * net.accuracy(Xm_test, mn.y_test):.1f}%",
+        }
+    )
 mnist_table = pd.DataFrame(rows)
 print(mnist_table.to_string(index=False))
 
@@ -656,7 +926,9 @@ print(mnist_table.to_string(index=False))
 # a verdict: the sweep never compared the two fairly.
 
 # %%
-mnist_test = mnist_table.set_index("configuration")["test"].str.rstrip("%").astype(float)
+mnist_test = (
+    mnist_table.set_index("configuration")["test"].str.rstrip("%").astype(float)
+)
 assert (mnist_test >= 97.0).all() and mnist_test.iloc[:2].min() > mnist_test.iloc[2]
 
 # %% [markdown]
@@ -674,13 +946,23 @@ spec = importlib.util.spec_from_file_location("train_cli", Path("..") / "train.p
 train_cli = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(train_cli)
 cli = train_cli.build_parser().parse_args([])
-as_cli = {"epochs": cli.epochs, "num_layers": cli.num_layers, "hidden_size": cli.hidden_size,
-          "weight_decay": cli.weight_decay, "learning_rate": cli.learning_rate,
-          "optimizer": {"nag": "nesterov"}.get(cli.optimizer, cli.optimizer), "batch_size": cli.batch_size,
-          "weight_init": cli.weight_init.lower(), "activation": cli.activation.lower()}
+as_cli = {
+    "epochs": cli.epochs,
+    "num_layers": cli.num_layers,
+    "hidden_size": cli.hidden_size,
+    "weight_decay": cli.weight_decay,
+    "learning_rate": cli.learning_rate,
+    "optimizer": {"nag": "nesterov"}.get(cli.optimizer, cli.optimizer),
+    "batch_size": cli.batch_size,
+    "weight_init": cli.weight_init.lower(),
+    "activation": cli.activation.lower(),
+}
 assert as_cli == best, (as_cli, best)
 assert cli.lr_schedule == LR_SCHEDULE and cli.loss == "cross_entropy"
-print("train.py defaults = the sweep's best configuration:", ", ".join(f"{k} {v}" for k, v in as_cli.items()))
+print(
+    "train.py defaults = the sweep's best configuration:",
+    ", ".join(f"{k} {v}" for k, v in as_cli.items()),
+)
 
 # %% [markdown]
 # How fast is the engine? `bench/engine_vs_torch.py` times one epoch of a 784-128-128-10 network
@@ -793,29 +1075,51 @@ print("train.py defaults = the sweep's best configuration:", ", ".join(f"{k} {v}
 # Exercise 1: the signal through 5 tanh layers of 128 units at initialisation.
 rows = {}
 for init in ["random", "xavier", "he"]:
-    net = build(dict(num_layers=5, hidden_size=128, activation="tanh", weight_init=init, weight_decay=0.0))
+    net = build(
+        dict(
+            num_layers=5,
+            hidden_size=128,
+            activation="tanh",
+            weight_init=init,
+            weight_decay=0.0,
+        )
+    )
     net.x.value = X_tr[:1000]
     graph.forward(net.logits)
-    acts = [n for n in graph.topological_sort(net.logits) if isinstance(n, graph.Tanh)] + [net.logits]
+    acts = [
+        n for n in graph.topological_sort(net.logits) if isinstance(n, graph.Tanh)
+    ] + [net.logits]
     rows[init] = [float(n.value.std()) for n in acts]
 stds = pd.DataFrame(rows, index=[f"layer {i}" for i in range(1, 6)] + ["logits"]).T
 print("exercise 1: standard deviation of each layer's output at initialisation")
 print(stds.to_string(float_format=lambda v: f"{v:.1e}"))
 assert stds.loc["random", "logits"] < 1e-4 < 0.1 < stds.loc["xavier", "layer 5"]
-assert (stds.loc["he"].iloc[:5] > 0.5).all() and (stds.loc["xavier"].iloc[:5] > 0.3).all()
+assert (stds.loc["he"].iloc[:5] > 0.5).all() and (
+    stds.loc["xavier"].iloc[:5] > 0.3
+).all()
 
 # Exercise 3: early stopping on the validation loss against the validation accuracy.
-by_loss, by_acc = history.loc[history["val_loss"].idxmin()], history.loc[history["val_acc"].idxmax()]
-print(f"exercise 3: lowest validation loss after epoch {int(by_loss.epoch)} (accuracy {100 * by_loss.val_acc:.1f}%); "
-      f"highest validation accuracy after epoch {int(by_acc.epoch)} ({100 * by_acc.val_acc:.1f}%)")
+by_loss, by_acc = (
+    history.loc[history["val_loss"].idxmin()],
+    history.loc[history["val_acc"].idxmax()],
+)
+print(
+    f"exercise 3: lowest validation loss after epoch {int(by_loss.epoch)} (accuracy {100 * by_loss.val_acc:.1f}%); "
+    f"highest validation accuracy after epoch {int(by_acc.epoch)} ({100 * by_acc.val_acc:.1f}%)"
+)
 
 # Exercise 4: the network's L2 penalty against the optimizer's coupled weight decay, one SGD step.
 lam, lr = 0.1, 0.5
-nets = [network.FeedForwardNet(12, [6], 4, weight_decay=w, dtype=np.float64, seed=SEED) for w in (lam, 0.0)]
+nets = [
+    network.FeedForwardNet(12, [6], 4, weight_decay=w, dtype=np.float64, seed=SEED)
+    for w in (lam, 0.0)
+]
 for net in nets:
     net.layers[0].b.value[...] = 1.0
-opts = [optim.SGD([p.value for p in nets[0].params], lr=lr),
-        optim.SGD([p.value for p in nets[1].params], lr=lr, weight_decay=lam)]
+opts = [
+    optim.SGD([p.value for p in nets[0].params], lr=lr),
+    optim.SGD([p.value for p in nets[1].params], lr=lr, weight_decay=lam),
+]
 for net, opt in zip(nets, opts):
     net.loss_and_grads(X_small, y_small)
     opt.step([p.grad for p in net.params])
@@ -823,8 +1127,15 @@ for p0, p1 in zip(*(net.params for net in nets)):
     if p0.name.endswith(".A"):
         np.testing.assert_allclose(p0.value, p1.value, rtol=1e-12)
     else:
-        np.testing.assert_allclose(p1.value, p0.value - lr * lam * (p0.value + lr * p0.grad), rtol=1e-12, atol=1e-15)
-print("exercise 4: same weight matrices after an SGD step; the optimizer's decay also shrank the biases")
+        np.testing.assert_allclose(
+            p1.value,
+            p0.value - lr * lam * (p0.value + lr * p0.grad),
+            rtol=1e-12,
+            atol=1e-15,
+        )
+print(
+    "exercise 4: same weight matrices after an SGD step; the optimizer's decay also shrank the biases"
+)
 
 # %% [markdown]
 # ## References

@@ -27,29 +27,36 @@
 # in PyTorch (chapter 4).
 
 # %% tags=["remove-cell"]
-# Colab setup: install the course package from the repository (no-op elsewhere).
-import subprocess, sys
+# Colab setup: install course_utils and what this chapter needs (a no-op elsewhere).
+import os
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "course-utils @ git+https://github.com/nn-training-course/nn-training-book@main"], check=True)
+    source = os.environ.get(
+        "COURSE_BOOK_SOURCE",
+        "git+https://github.com/nn-training-course/nn-training-book@main",
+    )
+    package = f"course-utils[ch06] @ {source}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %% tags=["parameters"]
 SEED = 0
-NUM_CLASSES = 5           # spiral arms, one per class
-N_PER_CLASS = 1_000       # 5,000 points: 3,000 train, 1,000 validation, 1,000 test
-NOISE = 0.05              # standard deviation of the Gaussian noise added to each point
-LR = 1e-2                 # Adam's learning rate for the default model
+NUM_CLASSES = 5  # spiral arms, one per class
+N_PER_CLASS = 1_000  # 5,000 points: 3,000 train, 1,000 validation, 1,000 test
+NOISE = 0.05  # standard deviation of the Gaussian noise added to each point
+LR = 1e-2  # Adam's learning rate for the default model
 BATCH_SIZE = 128
-NUM_EPOCHS = 100          # the default model and the depth / width sweep
-SWEEP_EPOCHS = 40         # the learning-rate, batch-norm and batch-size sweeps
+NUM_EPOCHS = 100  # the default model and the depth / width sweep
+SWEEP_EPOCHS = 40  # the learning-rate, batch-norm and batch-size sweeps
 LRS = [1, 0.2, 0.01, 0.001, 5e-4, 1e-5]
 BATCH_SIZES = [1, 16, 128, 1024]
-BATCH_SIZE_LR = 1e-3      # the fixed learning rate of the batch-size sweep
-BS1_EPOCHS = 4            # batch size 1 makes 3,000 steps per epoch: fewer epochs for it
-DEPTHS = [1, 2, 6, 10]    # hidden layers, at width 16
+BATCH_SIZE_LR = 1e-3  # the fixed learning rate of the batch-size sweep
+BS1_EPOCHS = 4  # batch size 1 makes 3,000 steps per epoch: fewer epochs for it
+DEPTHS = [1, 2, 6, 10]  # hidden layers, at width 16
 WIDTHS = [8, 16, 32, 64]  # units per hidden layer, at depth 6
-GRID = 400                # linear regions are counted on a (GRID + 1) x (GRID + 1) grid
-DEEP_DEPTH = 60           # hidden layers of the plain and the residual deep networks
+GRID = 400  # linear regions are counted on a (GRID + 1) x (GRID + 1) grid
+DEEP_DEPTH = 60  # hidden layers of the plain and the residual deep networks
 DEEP_EPOCHS = 12
 # A reader with a GPU or more time can raise N_PER_CLASS, the epochs, BS1_EPOCHS and GRID.
 
@@ -109,21 +116,38 @@ n = len(y_all)
 n_train, n_val = int(0.6 * n), int(0.2 * n)
 X_all, y_all = torch.from_numpy(X_all), torch.from_numpy(y_all)
 X_train, y_train = X_all[:n_train], y_all[:n_train]
-X_val, y_val = X_all[n_train:n_train + n_val], y_all[n_train:n_train + n_val]
-X_test, y_test = X_all[n_train + n_val:], y_all[n_train + n_val:]
-counts = pd.DataFrame({name: np.bincount(t.numpy(), minlength=NUM_CLASSES)
-                       for name, t in [("train", y_train), ("validation", y_val), ("test", y_test)]})
+X_val, y_val = X_all[n_train : n_train + n_val], y_all[n_train : n_train + n_val]
+X_test, y_test = X_all[n_train + n_val :], y_all[n_train + n_val :]
+counts = pd.DataFrame(
+    {
+        name: np.bincount(t.numpy(), minlength=NUM_CLASSES)
+        for name, t in [("train", y_train), ("validation", y_val), ("test", y_test)]
+    }
+)
 counts.index.name = "class"
 counts.loc["total"] = counts.sum()
 counts.T
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
-for ax, (name, X, y) in zip(axes, [("training", X_train, y_train), ("validation", X_val, y_val)]):
-    sc = ax.scatter(X[:, 0], X[:, 1], c=y, cmap=plt.get_cmap("tab10", NUM_CLASSES), vmin=-0.5,
-                    vmax=NUM_CLASSES - 0.5, s=6)
-    ax.set(title=f"Five spiral arms: {name} set ({len(y):,} points)", xlabel="$x_1$", ylabel="$x_2$",
-           aspect="equal")
+for ax, (name, X, y) in zip(
+    axes, [("training", X_train, y_train), ("validation", X_val, y_val)]
+):
+    sc = ax.scatter(
+        X[:, 0],
+        X[:, 1],
+        c=y,
+        cmap=plt.get_cmap("tab10", NUM_CLASSES),
+        vmin=-0.5,
+        vmax=NUM_CLASSES - 0.5,
+        s=6,
+    )
+    ax.set(
+        title=f"Five spiral arms: {name} set ({len(y):,} points)",
+        xlabel="$x_1$",
+        ylabel="$x_2$",
+        aspect="equal",
+    )
 fig.colorbar(sc, ax=axes, ticks=range(NUM_CLASSES), label="class")
 plt.show()
 
@@ -137,6 +161,7 @@ plt.show()
 # can also return every hidden layer's ReLU output, which we need to count dead units and linear
 # regions. The weights keep PyTorch's default initialisation, since that is what a reader gets.
 
+
 # %%
 class MLP(nn.Module):
     """``depth`` hidden layers of ``width`` units, each Linear -> [BatchNorm1d] -> ReLU, then a Linear head.
@@ -146,15 +171,31 @@ class MLP(nn.Module):
     ``forward(x, return_hidden=True)`` also returns the ReLU outputs of every hidden layer.
     """
 
-    def __init__(self, depth=6, width=16, batch_norm=False, residual=False, residual_scale=1.0,
-                 in_features=2, num_classes=NUM_CLASSES):
+    def __init__(
+        self,
+        depth=6,
+        width=16,
+        batch_norm=False,
+        residual=False,
+        residual_scale=1.0,
+        in_features=2,
+        num_classes=NUM_CLASSES,
+    ):
         super().__init__()
-        for name, value in [("depth", depth), ("width", width), ("in_features", in_features),
-                            ("num_classes", num_classes)]:
+        for name, value in [
+            ("depth", depth),
+            ("width", width),
+            ("in_features", in_features),
+            ("num_classes", num_classes),
+        ]:
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"MLP: {name} must be a positive integer, got {value!r}")
+                raise ValueError(
+                    f"MLP: {name} must be a positive integer, got {value!r}"
+                )
         if not residual_scale > 0:
-            raise ValueError(f"MLP: residual_scale must be positive, got {residual_scale!r}")
+            raise ValueError(
+                f"MLP: residual_scale must be positive, got {residual_scale!r}"
+            )
         self.depth, self.width, self.batch_norm = depth, width, batch_norm
         self.residual, self.residual_scale = residual, residual_scale
         self.blocks = nn.ModuleList()
@@ -202,7 +243,9 @@ def make_loader(X, y, batch_size, seed=SEED):
     """Shuffled minibatches, in the same order on every run (a seeded generator)."""
     dataset = TensorDataset(X, y)
     generator = torch.Generator().manual_seed(seed)
-    sampler = BatchSampler(RandomSampler(dataset, generator=generator), batch_size, drop_last=False)
+    sampler = BatchSampler(
+        RandomSampler(dataset, generator=generator), batch_size, drop_last=False
+    )
     return DataLoader(dataset, sampler=sampler, batch_size=None)  # one X[idx] per batch
 
 
@@ -245,11 +288,23 @@ def train(model, *, lr, batch_size, num_epochs, seed=SEED):
             n_correct += (logits.argmax(1) == yb).sum().item()
             n_seen += len(yb)
         if not math.isfinite(sum_loss):
-            raise FloatingPointError(f"the training loss became {sum_loss} in epoch {epoch} (lr={lr})")
+            raise FloatingPointError(
+                f"the training loss became {sum_loss} in epoch {epoch} (lr={lr})"
+            )
         val_loss, val_acc = evaluate(model, X_val, y_val)
         dead = dead_fractions(model)
-        rows.append(dict(epoch=epoch, step=step, train_loss=sum_loss / n_seen, train_acc=n_correct / n_seen,
-                         val_loss=val_loss, val_acc=val_acc, dead=float(np.mean(dead)), dead_per_layer=dead))
+        rows.append(
+            dict(
+                epoch=epoch,
+                step=step,
+                train_loss=sum_loss / n_seen,
+                train_acc=n_correct / n_seen,
+                val_loss=val_loss,
+                val_acc=val_acc,
+                dead=float(np.mean(dead)),
+                dead_per_layer=dead,
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -259,6 +314,7 @@ def train(model, *, lr, batch_size, num_epochs, seed=SEED):
 # are kept in a dictionary and trained once. A sweep that shows 40 epochs of a run trained for 100
 # uses its first 40 rows: there is no learning-rate schedule and the shuffling is seeded, so they
 # are exactly what a 40-epoch run records. The cell after the next checks this on 3 epochs.
+
 
 # %%
 @dataclass
@@ -276,7 +332,14 @@ def build(depth=6, width=16, batch_norm=False, residual=False, residual_scale=1.
     return MLP(depth, width, batch_norm, residual, residual_scale)
 
 
-def get_run(depth=6, width=16, batch_norm=False, lr=LR, batch_size=BATCH_SIZE, num_epochs=NUM_EPOCHS):
+def get_run(
+    depth=6,
+    width=16,
+    batch_norm=False,
+    lr=LR,
+    batch_size=BATCH_SIZE,
+    num_epochs=NUM_EPOCHS,
+):
     """Train the configuration, or reuse it; return (model, history of the first num_epochs epochs).
 
     The model is the one at the end of its run, which may be longer than num_epochs.
@@ -284,7 +347,9 @@ def get_run(depth=6, width=16, batch_norm=False, lr=LR, batch_size=BATCH_SIZE, n
     key = (depth, width, batch_norm, lr, batch_size)
     if key not in runs or len(runs[key].history) < num_epochs:
         model = build(depth, width, batch_norm)
-        runs[key] = Run(model, train(model, lr=lr, batch_size=batch_size, num_epochs=num_epochs))
+        runs[key] = Run(
+            model, train(model, lr=lr, batch_size=batch_size, num_epochs=num_epochs)
+        )
     run = runs[key]
     return run.model, run.history.iloc[:num_epochs]
 
@@ -332,20 +397,27 @@ print("the first 3 epochs of the 100-epoch run are identical to a separate 3-epo
 # %%
 model0 = build()
 loss0, acc0 = evaluate(model0, X_val, y_val)
-print(f"at initialisation: validation loss {loss0:.4f}, ln K = ln {NUM_CLASSES} = {math.log(NUM_CLASSES):.4f}, "
-      f"accuracy {fmt_acc(acc0)}")
+print(
+    f"at initialisation: validation loss {loss0:.4f}, ln K = ln {NUM_CLASSES} = {math.log(NUM_CLASSES):.4f}, "
+    f"accuracy {fmt_acc(acc0)}"
+)
 with torch.no_grad():
     logits0, hidden0 = model0(X_train, return_hidden=True)
-init_table = pd.DataFrame({
-    "layer": [f"hidden {i + 1}" for i in range(len(hidden0))] + ["logits"],
-    "std across inputs": [f"{a.std(0).mean().item():.2g}" for a in hidden0] + [f"{logits0.std(0).mean().item():.2g}"],
-    "dead units": [fmt_acc(d) for d in dead_fractions(model0)] + [""],
-}).set_index("layer")
+init_table = pd.DataFrame(
+    {
+        "layer": [f"hidden {i + 1}" for i in range(len(hidden0))] + ["logits"],
+        "std across inputs": [f"{a.std(0).mean().item():.2g}" for a in hidden0]
+        + [f"{logits0.std(0).mean().item():.2g}"],
+        "dead units": [fmt_acc(d) for d in dead_fractions(model0)] + [""],
+    }
+).set_index("layer")
 init_table.T
 
 # %%
 assert abs(loss0 - math.log(NUM_CLASSES)) < 0.01
-big = nn.Linear(1000, 1000)  # PyTorch's default initialisation: variance 1/(3 fan_in), bounded by 1/sqrt(fan_in)
+big = nn.Linear(
+    1000, 1000
+)  # PyTorch's default initialisation: variance 1/(3 fan_in), bounded by 1/sqrt(fan_in)
 np.testing.assert_allclose(big.weight.var().item(), 1 / (3 * 1000), rtol=0.01)
 assert big.weight.abs().max().item() <= 1 / math.sqrt(1000)
 
@@ -360,6 +432,7 @@ assert big.weight.abs().max().item() <= 1 / math.sqrt(1000)
 # is the default model's, shown up to epoch 40). The right panel follows the dead units during
 # training. The table adds the first epoch at which the validation loss drops below
 # $0.9 \ln K$, a measure of how long a run stays on the plateau.
+
 
 # %%
 def leaves_plateau(h):
@@ -378,22 +451,39 @@ for lr, h in lr_rows.items():
     axes[0].plot(h.epoch, h.val_loss, label=f"lr = {lr:g}")
     axes[1].plot(h.epoch, 100 * h.dead, label=f"lr = {lr:g}")
 axes[0].axhline(math.log(NUM_CLASSES), color="k", ls=":", lw=1, label="ln K")
-axes[0].set(title=f"Validation loss, Adam, batch {BATCH_SIZE}", xlabel="epoch", ylabel="cross-entropy (nats)",
-            yscale="log")
-axes[1].set(title="Dead ReLU units (0 on every training point)", xlabel="epoch", ylabel="dead units (% of 96)")
+axes[0].set(
+    title=f"Validation loss, Adam, batch {BATCH_SIZE}",
+    xlabel="epoch",
+    ylabel="cross-entropy (nats)",
+    yscale="log",
+)
+axes[1].set(
+    title="Dead ReLU units (0 on every training point)",
+    xlabel="epoch",
+    ylabel="dead units (% of 96)",
+)
 axes[0].legend(ncol=2)
 axes[1].legend(ncol=2)
 plt.show()
 
-pd.DataFrame({
-    "lr": [f"{lr:g}" for lr in lr_rows],
-    "val loss, epoch 1": [fmt_loss(h.val_loss.iloc[0]) for h in lr_rows.values()],
-    f"val loss, epoch {SWEEP_EPOCHS}": [fmt_loss(h.val_loss.iloc[-1]) for h in lr_rows.values()],
-    "val accuracy": [fmt_acc(h.val_acc.iloc[-1]) for h in lr_rows.values()],
-    "leaves plateau at epoch": [leaves_plateau(h) or "never" for h in lr_rows.values()],
-    "dead units": [fmt_acc(h.dead.iloc[-1]) for h in lr_rows.values()],
-    "dead per layer (%)": [" ".join(f"{100 * d:.0f}" for d in h.dead_per_layer.iloc[-1]) for h in lr_rows.values()],
-}).set_index("lr")
+pd.DataFrame(
+    {
+        "lr": [f"{lr:g}" for lr in lr_rows],
+        "val loss, epoch 1": [fmt_loss(h.val_loss.iloc[0]) for h in lr_rows.values()],
+        f"val loss, epoch {SWEEP_EPOCHS}": [
+            fmt_loss(h.val_loss.iloc[-1]) for h in lr_rows.values()
+        ],
+        "val accuracy": [fmt_acc(h.val_acc.iloc[-1]) for h in lr_rows.values()],
+        "leaves plateau at epoch": [
+            leaves_plateau(h) or "never" for h in lr_rows.values()
+        ],
+        "dead units": [fmt_acc(h.dead.iloc[-1]) for h in lr_rows.values()],
+        "dead per layer (%)": [
+            " ".join(f"{100 * d:.0f}" for d in h.dead_per_layer.iloc[-1])
+            for h in lr_rows.values()
+        ],
+    }
+).set_index("lr")
 
 # %% [markdown]
 # Three of the six curves are flat at $\ln K$. To tell *why*, the next table measures, for every
@@ -401,6 +491,7 @@ pd.DataFrame({
 # ($\lVert\theta-\theta_0\rVert/\lVert\theta_0\rVert$), the spread of the logits across the
 # validation inputs (0 means the output does not depend on the input) and the number of hidden
 # layers in which every unit is dead.
+
 
 # %%
 @torch.no_grad()
@@ -412,29 +503,54 @@ def logit_spread(model, X=X_val):
 
 def param_change(model):
     """||theta - theta_0|| / ||theta_0||, theta_0 the seeded initial parameters of the same architecture."""
-    init = build(model.depth, model.width, model.batch_norm, model.residual, model.residual_scale)
+    init = build(
+        model.depth, model.width, model.batch_norm, model.residual, model.residual_scale
+    )
     theta = torch.cat([p.detach().ravel() for p in model.parameters()])
     theta0 = torch.cat([p.detach().ravel() for p in init.parameters()])
     return ((theta - theta0).norm() / theta0.norm()).item()
 
 
 freq_val = np.bincount(y_val.numpy(), minlength=NUM_CLASSES) / len(y_val)
-best_constant_loss = float(-(freq_val * np.log(freq_val)).sum())  # entropy of the validation labels
+best_constant_loss = float(
+    -(freq_val * np.log(freq_val)).sum()
+)  # entropy of the validation labels
 diag = {}
 for lr in [lr for lr in LRS if lr != LR]:  # these runs stopped at epoch SWEEP_EPOCHS
     m = runs[(6, 16, False, lr, BATCH_SIZE)].model
-    diag[lr] = dict(change=param_change(m), spread=logit_spread(m),
-                    dead_layers=sum(d == 1.0 for d in dead_fractions(m)))
-print(f"best loss of a constant prediction on the validation set (entropy of its labels): {best_constant_loss:.4f}")
-pd.DataFrame({f"{lr:g}": {"||θ−θ₀|| / ||θ₀||": f"{d['change']:.2g}", "logit spread": f"{d['spread']:.2g}",
-                          "fully dead layers": d["dead_layers"]} for lr, d in diag.items()}).T.rename_axis("lr")
+    diag[lr] = dict(
+        change=param_change(m),
+        spread=logit_spread(m),
+        dead_layers=sum(d == 1.0 for d in dead_fractions(m)),
+    )
+print(
+    f"best loss of a constant prediction on the validation set (entropy of its labels): {best_constant_loss:.4f}"
+)
+pd.DataFrame(
+    {
+        f"{lr:g}": {
+            "||θ−θ₀|| / ||θ₀||": f"{d['change']:.2g}",
+            "logit spread": f"{d['spread']:.2g}",
+            "fully dead layers": d["dead_layers"],
+        }
+        for lr, d in diag.items()
+    }
+).T.rename_axis("lr")
 
 # %%
-for lr in (1, 0.2):  # a fully dead layer: constant output, no better than the best constant prediction
+for lr in (
+    1,
+    0.2,
+):  # a fully dead layer: constant output, no better than the best constant prediction
     assert diag[lr]["dead_layers"] >= 1 and diag[lr]["spread"] < 1e-6
     assert lr_rows[lr].val_loss.iloc[-1] >= best_constant_loss - 1e-4
-    assert np.isclose(freq_val, lr_rows[lr].val_acc.iloc[-1], atol=1e-6).any()  # accuracy = one class's share
-assert diag[1e-5]["change"] < 0.05 and abs(lr_rows[1e-5].val_loss.iloc[-1] - math.log(NUM_CLASSES)) < 0.01
+    assert np.isclose(
+        freq_val, lr_rows[lr].val_acc.iloc[-1], atol=1e-6
+    ).any()  # accuracy = one class's share
+assert (
+    diag[1e-5]["change"] < 0.05
+    and abs(lr_rows[1e-5].val_loss.iloc[-1] - math.log(NUM_CLASSES)) < 0.01
+)
 
 # %% [markdown]
 # The measurements separate two different failures behind the same flat curve:
@@ -463,14 +579,29 @@ assert diag[1e-5]["change"] < 0.05 and abs(lr_rows[1e-5].val_loss.iloc[-1] - mat
 # The default model (`lr = 0.01`, batch 128) for 100 epochs; the test set is used once, at the end.
 
 # %%
-final = {name: evaluate(model_def, X, y) for name, X, y in
-         [("train", X_train, y_train), ("validation", X_val, y_val), ("test", X_test, y_test)]}
+final = {
+    name: evaluate(model_def, X, y)
+    for name, X, y in [
+        ("train", X_train, y_train),
+        ("validation", X_val, y_val),
+        ("test", X_test, y_test),
+    ]
+}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-axes[0].plot(hist_def.epoch, hist_def.train_loss, label="train (average over the epoch)")
+axes[0].plot(
+    hist_def.epoch, hist_def.train_loss, label="train (average over the epoch)"
+)
 axes[0].plot(hist_def.epoch, hist_def.val_loss, label="validation")
 axes[0].plot([NUM_EPOCHS], [final["test"][0]], "k*", ms=10, label="test (end)")
-axes[0].set(title="Default model: loss", xlabel="epoch", ylabel="cross-entropy (nats)", yscale="log")
-axes[1].plot(hist_def.epoch, 100 * hist_def.train_acc, label="train (average over the epoch)")
+axes[0].set(
+    title="Default model: loss",
+    xlabel="epoch",
+    ylabel="cross-entropy (nats)",
+    yscale="log",
+)
+axes[1].plot(
+    hist_def.epoch, 100 * hist_def.train_acc, label="train (average over the epoch)"
+)
 axes[1].plot(hist_def.epoch, 100 * hist_def.val_acc, label="validation")
 axes[1].plot([NUM_EPOCHS], [100 * final["test"][1]], "k*", ms=10, label="test (end)")
 axes[1].set(title="Default model: accuracy", xlabel="epoch", ylabel="accuracy (%)")
@@ -479,9 +610,16 @@ for ax in axes:
 plt.show()
 best_epoch = int(hist_def.epoch[hist_def.val_loss.idxmin()])
 last10 = hist_def.val_acc.iloc[-10:]
-print(f"lowest validation loss {fmt_loss(hist_def.val_loss.min())} at epoch {best_epoch}; validation accuracy "
-      f"over the last 10 epochs {fmt_acc(last10.mean())} ± {fmt_acc(last10.std())}")
-pd.DataFrame({name: {"loss": fmt_loss(l), "accuracy": fmt_acc(a)} for name, (l, a) in final.items()})
+print(
+    f"lowest validation loss {fmt_loss(hist_def.val_loss.min())} at epoch {best_epoch}; validation accuracy "
+    f"over the last 10 epochs {fmt_acc(last10.mean())} ± {fmt_acc(last10.std())}"
+)
+pd.DataFrame(
+    {
+        name: {"loss": fmt_loss(l), "accuracy": fmt_acc(a)}
+        for name, (l, a) in final.items()
+    }
+)
 
 # %%
 r_test = X_test.norm(dim=1)
@@ -489,7 +627,9 @@ with torch.no_grad():
     correct = (model_def.eval()(X_test).argmax(1) == y_test).float()
 for lo_r, hi_r in [(0, 0.3), (0.3, 0.6), (0.6, 2)]:
     sel = (r_test >= lo_r) & (r_test < hi_r)
-    print(f"test points with radius in [{lo_r}, {hi_r}): {int(sel.sum()):4d}, accuracy {fmt_acc(correct[sel].mean().item())}")
+    print(
+        f"test points with radius in [{lo_r}, {hi_r}): {int(sel.sum()):4d}, accuracy {fmt_acc(correct[sel].mean().item())}"
+    )
 
 # %% [markdown]
 # Training and validation curves lie on top of each other: 1,493 parameters on 3,000 points do
@@ -526,10 +666,18 @@ z = 3 * torch.randn(32, 4) + 1
 out = bn.train()(z)
 mu, var = z.mean(0), z.var(0, unbiased=False)
 by_hand = bn.weight * (z - mu) / torch.sqrt(var + bn.eps) + bn.bias
-np.testing.assert_allclose(out.detach().numpy(), by_hand.detach().numpy(), rtol=1e-5, atol=1e-5)
-np.testing.assert_allclose(bn.running_mean.numpy(), (0.1 * mu).numpy(), rtol=1e-5, atol=1e-6)
-np.testing.assert_allclose(bn.running_var.numpy(), (0.9 + 0.1 * z.var(0, unbiased=True)).numpy(), rtol=1e-5)
-print("nn.BatchNorm1d in training mode matches the formula; the running statistics update as stated")
+np.testing.assert_allclose(
+    out.detach().numpy(), by_hand.detach().numpy(), rtol=1e-5, atol=1e-5
+)
+np.testing.assert_allclose(
+    bn.running_mean.numpy(), (0.1 * mu).numpy(), rtol=1e-5, atol=1e-6
+)
+np.testing.assert_allclose(
+    bn.running_var.numpy(), (0.9 + 0.1 * z.var(0, unbiased=True)).numpy(), rtol=1e-5
+)
+print(
+    "nn.BatchNorm1d in training mode matches the formula; the running statistics update as stated"
+)
 
 # %% [markdown]
 # Batch norm undoes the shrinking of {eq}`eq-ch6-shrink`: at initialisation every pre-activation
@@ -543,14 +691,19 @@ with torch.no_grad():
     loss0_bn = loss_fn(logits0_bn, y_train).item()
 relu_std = math.sqrt(0.5 - 1 / (2 * math.pi))  # std of ReLU(z) for z ~ N(0, 1)
 stds_bn = [a.std(0).mean().item() for a in hidden0_bn]
-print(f"loss at initialisation with batch norm (training mode): {loss0_bn:.3f}, ln K = {math.log(NUM_CLASSES):.3f}; "
-      f"std of ReLU(z), z ~ N(0, 1): {relu_std:.3f}")
+print(
+    f"loss at initialisation with batch norm (training mode): {loss0_bn:.3f}, ln K = {math.log(NUM_CLASSES):.3f}; "
+    f"std of ReLU(z), z ~ N(0, 1): {relu_std:.3f}"
+)
 assert all(abs(s - relu_std) < 0.1 for s in stds_bn)
-pd.DataFrame({
-    "layer": [f"hidden {i + 1}" for i in range(len(hidden0_bn))] + ["logits"],
-    "no batch norm": init_table["std across inputs"].tolist(),
-    "batch norm": [f"{s:.2g}" for s in stds_bn] + [f"{logits0_bn.std(0).mean().item():.2g}"],
-}).set_index("layer").T.rename_axis("std across inputs at initialisation")
+pd.DataFrame(
+    {
+        "layer": [f"hidden {i + 1}" for i in range(len(hidden0_bn))] + ["logits"],
+        "no batch norm": init_table["std across inputs"].tolist(),
+        "batch norm": [f"{s:.2g}" for s in stds_bn]
+        + [f"{logits0_bn.std(0).mean().item():.2g}"],
+    }
+).set_index("layer").T.rename_axis("std across inputs at initialisation")
 
 # %% [markdown]
 # Every layer of the batch-norm model carries a signal of the expected size (0.54 to 0.59), the
@@ -562,39 +715,70 @@ pd.DataFrame({
 # %%
 bn_rows = {}
 for lr in tqdm(LRS, desc="learning rates, batch norm"):
-    _, h = get_run(batch_norm=True, lr=lr, num_epochs=NUM_EPOCHS if lr == LR else SWEEP_EPOCHS)
+    _, h = get_run(
+        batch_norm=True, lr=lr, num_epochs=NUM_EPOCHS if lr == LR else SWEEP_EPOCHS
+    )
     bn_rows[lr] = h.iloc[:SWEEP_EPOCHS]
 model_bn, hist_bn = get_run(batch_norm=True)
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-axes[0].plot(LRS, [h.val_loss.iloc[-1] for h in lr_rows.values()], "o-", label="no batch norm")
-axes[0].plot(LRS, [h.val_loss.iloc[-1] for h in bn_rows.values()], "s-", label="batch norm")
+axes[0].plot(
+    LRS, [h.val_loss.iloc[-1] for h in lr_rows.values()], "o-", label="no batch norm"
+)
+axes[0].plot(
+    LRS, [h.val_loss.iloc[-1] for h in bn_rows.values()], "s-", label="batch norm"
+)
 axes[0].axhline(math.log(NUM_CLASSES), color="k", ls=":", lw=1, label="ln K")
-axes[0].set(title=f"Validation loss after {SWEEP_EPOCHS} epochs", xlabel="learning rate", xscale="log",
-            ylabel="cross-entropy (nats)", yscale="log")
+axes[0].set(
+    title=f"Validation loss after {SWEEP_EPOCHS} epochs",
+    xlabel="learning rate",
+    xscale="log",
+    ylabel="cross-entropy (nats)",
+    yscale="log",
+)
 for name, h in [("no batch norm", hist_def), ("batch norm", hist_bn)]:
     axes[1].plot(h.epoch, h.val_loss, label=f"{name}, validation")
     axes[1].plot(h.epoch, h.train_loss, ls="--", label=f"{name}, train (training mode)")
-axes[1].set(title=f"lr = {LR:g}, {NUM_EPOCHS} epochs", xlabel="epoch", ylabel="cross-entropy (nats)", yscale="log")
+axes[1].set(
+    title=f"lr = {LR:g}, {NUM_EPOCHS} epochs",
+    xlabel="epoch",
+    ylabel="cross-entropy (nats)",
+    yscale="log",
+)
 for ax in axes:
     ax.legend()
 plt.show()
-pd.DataFrame({
-    "lr": [f"{lr:g}" for lr in LRS],
-    "val loss, no BN": [fmt_loss(lr_rows[lr].val_loss.iloc[-1]) for lr in LRS],
-    "val loss, BN": [fmt_loss(bn_rows[lr].val_loss.iloc[-1]) for lr in LRS],
-    "val acc, no BN": [fmt_acc(lr_rows[lr].val_acc.iloc[-1]) for lr in LRS],
-    "val acc, BN": [fmt_acc(bn_rows[lr].val_acc.iloc[-1]) for lr in LRS],
-    "dead, no BN": [fmt_acc(lr_rows[lr].dead.iloc[-1]) for lr in LRS],
-    "dead, BN": [fmt_acc(bn_rows[lr].dead.iloc[-1]) for lr in LRS],
-}).set_index("lr")
+pd.DataFrame(
+    {
+        "lr": [f"{lr:g}" for lr in LRS],
+        "val loss, no BN": [fmt_loss(lr_rows[lr].val_loss.iloc[-1]) for lr in LRS],
+        "val loss, BN": [fmt_loss(bn_rows[lr].val_loss.iloc[-1]) for lr in LRS],
+        "val acc, no BN": [fmt_acc(lr_rows[lr].val_acc.iloc[-1]) for lr in LRS],
+        "val acc, BN": [fmt_acc(bn_rows[lr].val_acc.iloc[-1]) for lr in LRS],
+        "dead, no BN": [fmt_acc(lr_rows[lr].dead.iloc[-1]) for lr in LRS],
+        "dead, BN": [fmt_acc(bn_rows[lr].dead.iloc[-1]) for lr in LRS],
+    }
+).set_index("lr")
 
 # %%
-final_bn = {name: evaluate(model_bn, X, y) for name, X, y in
-            [("train", X_train, y_train), ("validation", X_val, y_val), ("test", X_test, y_test)]}
-print(f"batch-norm model after {NUM_EPOCHS} epochs, eval mode: " + ", ".join(
-    f"{name} loss {fmt_loss(l)} accuracy {fmt_acc(a)}" for name, (l, a) in final_bn.items()))
-print(f"its training loss averaged over epoch {NUM_EPOCHS} in training mode: {fmt_loss(hist_bn.train_loss.iloc[-1])}")
+final_bn = {
+    name: evaluate(model_bn, X, y)
+    for name, X, y in [
+        ("train", X_train, y_train),
+        ("validation", X_val, y_val),
+        ("test", X_test, y_test),
+    ]
+}
+print(
+    f"batch-norm model after {NUM_EPOCHS} epochs, eval mode: "
+    + ", ".join(
+        f"{name} loss {fmt_loss(l)} accuracy {fmt_acc(a)}"
+        for name, (l, a) in final_bn.items()
+    )
+)
+print(
+    f"its training loss averaged over epoch {NUM_EPOCHS} in training mode: {fmt_loss(hist_bn.train_loss.iloc[-1])}"
+)
 
 # %% [markdown]
 # With batch norm the useful range of learning rates is much wider. At `lr` = 0.001 and 5e-4 the
@@ -626,29 +810,50 @@ print(f"its training loss averaged over epoch {NUM_EPOCHS} in training mode: {fm
 # %%
 bs_rows = {}
 for bs in tqdm(BATCH_SIZES, desc="batch sizes"):
-    _, h = get_run(lr=BATCH_SIZE_LR, batch_size=bs, num_epochs=BS1_EPOCHS if bs == 1 else SWEEP_EPOCHS)
+    _, h = get_run(
+        lr=BATCH_SIZE_LR,
+        batch_size=bs,
+        num_epochs=BS1_EPOCHS if bs == 1 else SWEEP_EPOCHS,
+    )
     bs_rows[bs] = h
     assert h.step.iloc[0] == math.ceil(n_train / bs)
 
-pd.DataFrame({
-    "batch size": BATCH_SIZES,
-    "iterations per epoch": [int(bs_rows[bs].step.iloc[0]) for bs in BATCH_SIZES],
-    "epochs": [len(bs_rows[bs]) for bs in BATCH_SIZES],
-    "steps": [int(bs_rows[bs].step.iloc[-1]) for bs in BATCH_SIZES],
-    "val loss": [fmt_loss(bs_rows[bs].val_loss.iloc[-1]) for bs in BATCH_SIZES],
-    "val accuracy": [fmt_acc(bs_rows[bs].val_acc.iloc[-1]) for bs in BATCH_SIZES],
-    "leaves plateau at epoch": [leaves_plateau(bs_rows[bs]) or "never" for bs in BATCH_SIZES],
-}).set_index("batch size")
+pd.DataFrame(
+    {
+        "batch size": BATCH_SIZES,
+        "iterations per epoch": [int(bs_rows[bs].step.iloc[0]) for bs in BATCH_SIZES],
+        "epochs": [len(bs_rows[bs]) for bs in BATCH_SIZES],
+        "steps": [int(bs_rows[bs].step.iloc[-1]) for bs in BATCH_SIZES],
+        "val loss": [fmt_loss(bs_rows[bs].val_loss.iloc[-1]) for bs in BATCH_SIZES],
+        "val accuracy": [fmt_acc(bs_rows[bs].val_acc.iloc[-1]) for bs in BATCH_SIZES],
+        "leaves plateau at epoch": [
+            leaves_plateau(bs_rows[bs]) or "never" for bs in BATCH_SIZES
+        ],
+    }
+).set_index("batch size")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for bs, h in bs_rows.items():
-    axes[0].plot(h.epoch, h.val_loss, "o-" if bs == 1 else "-", ms=3, label=f"batch {bs}")
-    axes[1].plot(h.step, h.val_loss, "o-" if bs == 1 else "-", ms=3, label=f"batch {bs}")
-axes[0].set(title=f"Against epochs (lr = {BATCH_SIZE_LR:g})", xlabel="epoch", ylabel="validation loss (nats)",
-            yscale="log")
-axes[1].set(title=f"Against optimizer steps (lr = {BATCH_SIZE_LR:g})", xlabel="optimizer steps", xscale="log",
-            ylabel="validation loss (nats)", yscale="log")
+    axes[0].plot(
+        h.epoch, h.val_loss, "o-" if bs == 1 else "-", ms=3, label=f"batch {bs}"
+    )
+    axes[1].plot(
+        h.step, h.val_loss, "o-" if bs == 1 else "-", ms=3, label=f"batch {bs}"
+    )
+axes[0].set(
+    title=f"Against epochs (lr = {BATCH_SIZE_LR:g})",
+    xlabel="epoch",
+    ylabel="validation loss (nats)",
+    yscale="log",
+)
+axes[1].set(
+    title=f"Against optimizer steps (lr = {BATCH_SIZE_LR:g})",
+    xlabel="optimizer steps",
+    xscale="log",
+    ylabel="validation loss (nats)",
+    yscale="log",
+)
 for ax in axes:
     ax.axhline(math.log(NUM_CLASSES), color="k", ls=":", lw=1, label="ln K")
     ax.legend()
@@ -658,12 +863,17 @@ plt.show()
 h1, h16, h128 = bs_rows[1], bs_rows[16], bs_rows[128]
 epoch_128 = int(h128.epoch[h128.val_loss <= h1.val_loss.iloc[-1]].iloc[0])
 step_16 = int(h16.step[h16.val_loss <= h128.val_loss.iloc[-1]].iloc[0])
-print(f"batch 128 first reaches batch 1's final loss ({fmt_loss(h1.val_loss.iloc[-1])}) at epoch {epoch_128}")
-print(f"batch 16 first reaches batch 128's final loss ({fmt_loss(h128.val_loss.iloc[-1])}) after {step_16:,} steps")
+print(
+    f"batch 128 first reaches batch 1's final loss ({fmt_loss(h1.val_loss.iloc[-1])}) at epoch {epoch_128}"
+)
+print(
+    f"batch 16 first reaches batch 128's final loss ({fmt_loss(h128.val_loss.iloc[-1])}) after {step_16:,} steps"
+)
 
 # %% [markdown]
 # What a step costs on this machine (a measured time, so it changes from run to run and machine to
 # machine; the cell's output is not compared by the tests):
+
 
 # %% tags=["nbval-ignore-output"]
 def seconds_per_step(batch_size, steps=200):
@@ -685,7 +895,9 @@ def seconds_per_step(batch_size, steps=200):
 
 for bs in BATCH_SIZES:
     s = seconds_per_step(bs)
-    print(f"batch {bs:5d}: {1e6 * s:6.0f} µs per step, {s * math.ceil(n_train / bs):6.3f} s per epoch")
+    print(
+        f"batch {bs:5d}: {1e6 * s:6.0f} µs per step, {s * math.ceil(n_train / bs):6.3f} s per epoch"
+    )
 
 # %% [markdown]
 # Against epochs, that is per example seen, smaller batches win: after 4 epochs batch 1 is at
@@ -713,27 +925,53 @@ arch = [(d, 16) for d in DEPTHS] + [(6, w) for w in WIDTHS if w != 16]
 arch_rows = []
 for depth, width in tqdm(arch, desc="depth and width"):
     m, h = get_run(depth=depth, width=width)
-    (_, ta), (vl, va), (_, sa) = (evaluate(m, X, y) for X, y in
-                                  [(X_train, y_train), (X_val, y_val), (X_test, y_test)])
-    arch_rows.append(dict(depth=depth, width=width, params=sum(p.numel() for p in m.parameters()),
-                          train_acc=ta, val_acc=va, test_acc=sa, val_loss=vl,
-                          val_acc_std_last10=h.val_acc.iloc[-10:].std(), leaves_plateau=leaves_plateau(h)))
+    (_, ta), (vl, va), (_, sa) = (
+        evaluate(m, X, y)
+        for X, y in [(X_train, y_train), (X_val, y_val), (X_test, y_test)]
+    )
+    arch_rows.append(
+        dict(
+            depth=depth,
+            width=width,
+            params=sum(p.numel() for p in m.parameters()),
+            train_acc=ta,
+            val_acc=va,
+            test_acc=sa,
+            val_loss=vl,
+            val_acc_std_last10=h.val_acc.iloc[-10:].std(),
+            leaves_plateau=leaves_plateau(h),
+        )
+    )
 arch_df = pd.DataFrame(arch_rows)
-arch_df.assign(**{c: arch_df[c].map(fmt_acc) for c in ["train_acc", "val_acc", "test_acc", "val_acc_std_last10"]},
-               val_loss=arch_df.val_loss.map(fmt_loss)).set_index(["depth", "width"]).rename(
-    columns={"val_acc_std_last10": "val acc std, last 10 epochs", "leaves_plateau": "leaves plateau at epoch"})
+arch_df.assign(
+    **{
+        c: arch_df[c].map(fmt_acc)
+        for c in ["train_acc", "val_acc", "test_acc", "val_acc_std_last10"]
+    },
+    val_loss=arch_df.val_loss.map(fmt_loss),
+).set_index(["depth", "width"]).rename(
+    columns={
+        "val_acc_std_last10": "val acc std, last 10 epochs",
+        "leaves_plateau": "leaves plateau at epoch",
+    }
+)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
 by_depth = arch_df[arch_df.width == 16].sort_values("depth")
 by_width = arch_df[arch_df.depth == 6].sort_values("width")
-for ax, df, col, label in [(axes[0], by_depth, "depth", "hidden layers (width 16)"),
-                           (axes[1], by_width, "width", "units per hidden layer (depth 6, log scale)")]:
+for ax, df, col, label in [
+    (axes[0], by_depth, "depth", "hidden layers (width 16)"),
+    (axes[1], by_width, "width", "units per hidden layer (depth 6, log scale)"),
+]:
     ax.plot(df[col], 100 * df.train_acc, "o-", label="train")
     ax.plot(df[col], 100 * df.val_acc, "s-", label="validation")
     ax.set(xlabel=label, ylabel="accuracy (%)")
     ax.legend()
-axes[0].set(title=f"Accuracy against depth ({NUM_EPOCHS} epochs)", xticks=by_depth.depth.tolist())
+axes[0].set(
+    title=f"Accuracy against depth ({NUM_EPOCHS} epochs)",
+    xticks=by_depth.depth.tolist(),
+)
 axes[1].set(title=f"Accuracy against width ({NUM_EPOCHS} epochs)", xscale="log")
 axes[1].set_xticks(by_width.width.tolist(), [str(w) for w in by_width.width])
 axes[1].xaxis.set_minor_formatter(NullFormatter())
@@ -743,10 +981,12 @@ plt.show()
 # %%
 def predictor(model):
     """numpy (n, 2) -> predicted class ids, for plots.decision_boundary."""
+
     @torch.no_grad()
     def predict(P):
         model.eval()
         return model(torch.as_tensor(P, dtype=torch.float32)).argmax(1).numpy()
+
     return predict
 
 
@@ -755,9 +995,16 @@ worst = arch_df.loc[arch_df.val_acc.idxmin()]
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
 for ax, row, name in [(axes[0], best, "best"), (axes[1], worst, "worst")]:
     m, _ = get_run(depth=int(row.depth), width=int(row.width))
-    plots.decision_boundary(predictor(m), X_val.numpy(), y_val.numpy(), ax=ax, resolution=300, margin=0.1,
-                            title=f"{name}: depth {int(row.depth)}, width {int(row.width)}, "
-                                  f"val acc {fmt_acc(row.val_acc)}")
+    plots.decision_boundary(
+        predictor(m),
+        X_val.numpy(),
+        y_val.numpy(),
+        ax=ax,
+        resolution=300,
+        margin=0.1,
+        title=f"{name}: depth {int(row.depth)}, width {int(row.width)}, "
+        f"val acc {fmt_acc(row.val_acc)}",
+    )
     ax.set_aspect("equal")
 plt.show()
 
@@ -794,6 +1041,7 @@ plt.show()
 # exponentially many in the depth {cite}`ch06-montufar2014number`, though at initialisation the count
 # grows only with the number of units {cite}`ch06-hanin2019complexity`.
 
+
 # %%
 def region_bound(n_units, in_dim):
     """Regions of n hyperplanes in general position in R^d: sum_{k=0}^{d} C(n, k)."""
@@ -814,7 +1062,10 @@ assert bound_16 == 1 + 16 + 120 == 137
 # inside it (each line adds one piece, plus one per line it crosses inside the box).
 
 # %%
-lo, hi = X_train.min(0).values.numpy(), X_train.max(0).values.numpy()  # the data's bounding box
+lo, hi = (
+    X_train.min(0).values.numpy(),
+    X_train.max(0).values.numpy(),
+)  # the data's bounding box
 
 
 @torch.no_grad()
@@ -824,19 +1075,32 @@ def activation_regions(model, grid=GRID):
     Returns (number of distinct patterns, labels of shape (grid+1, grid+1), grid axes)."""
     model.eval()
     gx, gy = np.linspace(lo[0], hi[0], grid + 1), np.linspace(lo[1], hi[1], grid + 1)
-    P = torch.from_numpy(np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2).astype(np.float32))
+    P = torch.from_numpy(
+        np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2).astype(np.float32)
+    )
     _, hidden = model(P, return_hidden=True)
-    bits = np.packbits(torch.cat([a > 0 for a in hidden], dim=1).numpy(), axis=1)  # one row per point
-    rows = np.ascontiguousarray(bits).view(np.dtype((np.void, bits.shape[1]))).ravel()  # row -> one value
+    bits = np.packbits(
+        torch.cat([a > 0 for a in hidden], dim=1).numpy(), axis=1
+    )  # one row per point
+    rows = (
+        np.ascontiguousarray(bits).view(np.dtype((np.void, bits.shape[1]))).ravel()
+    )  # row -> one value
     _, labels = np.unique(rows, return_inverse=True)
     return int(labels.max()) + 1, labels.reshape(grid + 1, grid + 1), (gx, gy)
 
 
 def exact_regions_in_box(linear):
     """Exact number of pieces into which the lines w_j.x + b_j = 0 of a 2-input Linear cut the box [lo, hi]."""
-    W, b = linear.weight.detach().double().numpy(), linear.bias.detach().double().numpy()
-    corners = np.array([[lo[0], lo[1]], [lo[0], hi[1]], [hi[0], lo[1]], [hi[0], hi[1]]], dtype=float)
-    values = corners @ W.T + b  # a line crosses the (convex) box iff its sign changes over the corners
+    W, b = (
+        linear.weight.detach().double().numpy(),
+        linear.bias.detach().double().numpy(),
+    )
+    corners = np.array(
+        [[lo[0], lo[1]], [lo[0], hi[1]], [hi[0], lo[1]], [hi[0], hi[1]]], dtype=float
+    )
+    values = (
+        corners @ W.T + b
+    )  # a line crosses the (convex) box iff its sign changes over the corners
     crossing = np.flatnonzero((values.min(0) < 0) & (values.max(0) > 0))
     inside = 0
     for i, j in combinations(crossing, 2):
@@ -848,28 +1112,53 @@ def exact_regions_in_box(linear):
 model_1 = get_run(depth=1, width=16)[0]
 exact, n_lines, n_points = exact_regions_in_box(model_1.blocks[0][0])
 grid_1 = {g: activation_regions(model_1, g)[0] for g in [GRID, 2 * GRID]}
-print(f"depth 1, width 16: {n_lines} of 16 lines cross the box, {n_points} intersections inside it: "
-      f"exactly 1 + {n_lines} + {n_points} = {exact} regions in the box")
-print("found on the grid: " + ", ".join(f"{g + 1}x{g + 1}: {c}" for g, c in grid_1.items()))
+print(
+    f"depth 1, width 16: {n_lines} of 16 lines cross the box, {n_points} intersections inside it: "
+    f"exactly 1 + {n_lines} + {n_points} = {exact} regions in the box"
+)
+print(
+    "found on the grid: "
+    + ", ".join(f"{g + 1}x{g + 1}: {c}" for g, c in grid_1.items())
+)
 assert max(grid_1.values()) <= exact <= bound_16
 
 # %%
 region_rows = []
 for depth, width in arch:
     m, _ = get_run(depth=depth, width=width)
-    region_rows.append(dict(depth=depth, width=width, hidden_units=depth * width,
-                            at_init=activation_regions(build(depth, width))[0],
-                            trained=activation_regions(m)[0]))
+    region_rows.append(
+        dict(
+            depth=depth,
+            width=width,
+            hidden_units=depth * width,
+            at_init=activation_regions(build(depth, width))[0],
+            trained=activation_regions(m)[0],
+        )
+    )
 regions_df = pd.DataFrame(region_rows).set_index(["depth", "width"])
-assert regions_df.loc[(1, 16), "trained"] <= bound_16 and regions_df.loc[(1, 16), "at_init"] <= bound_16
-regions_df.rename(columns={"at_init": f"regions at init ({GRID + 1}² grid)",
-                           "trained": f"regions trained ({GRID + 1}² grid)"})
+assert (
+    regions_df.loc[(1, 16), "trained"] <= bound_16
+    and regions_df.loc[(1, 16), "at_init"] <= bound_16
+)
+regions_df.rename(
+    columns={
+        "at_init": f"regions at init ({GRID + 1}² grid)",
+        "trained": f"regions trained ({GRID + 1}² grid)",
+    }
+)
 
 # %%
-res_counts = {g: activation_regions(model_def, g)[0] for g in [GRID // 4, GRID // 2, GRID, 2 * GRID]}
-print("default model, regions found against grid size: "
-      + ", ".join(f"{g + 1}x{g + 1}: {c}" for g, c in res_counts.items()))
-assert list(res_counts.values()) == sorted(res_counts.values())  # nested grids: never fewer
+res_counts = {
+    g: activation_regions(model_def, g)[0]
+    for g in [GRID // 4, GRID // 2, GRID, 2 * GRID]
+}
+print(
+    "default model, regions found against grid size: "
+    + ", ".join(f"{g + 1}x{g + 1}: {c}" for g, c in res_counts.items())
+)
+assert list(res_counts.values()) == sorted(
+    res_counts.values()
+)  # nested grids: never fewer
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 5))
@@ -877,12 +1166,22 @@ rng_colors = np.random.default_rng(SEED)
 for ax, (depth, width) in zip(axes, [(1, 16), (6, 16)]):
     m, _ = get_run(depth=depth, width=width)
     count, labels, (gx, gy) = activation_regions(m)
-    shuffled = rng_colors.permutation(count)[labels]  # neighbouring regions get unrelated colours
+    shuffled = rng_colors.permutation(count)[
+        labels
+    ]  # neighbouring regions get unrelated colours
     ax.pcolormesh(gx, gy, shuffled, cmap="tab20", shading="auto", rasterized=True)
-    classes = predictor(m)(np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)).reshape(labels.shape)
-    ax.contour(gx, gy, classes, levels=np.arange(NUM_CLASSES) + 0.5, colors="k", linewidths=0.8)
-    ax.set(title=f"depth {depth}, width {width}: {count} regions found\n(colours: regions; black: class boundaries)",
-           xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+    classes = predictor(m)(np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)).reshape(
+        labels.shape
+    )
+    ax.contour(
+        gx, gy, classes, levels=np.arange(NUM_CLASSES) + 0.5, colors="k", linewidths=0.8
+    )
+    ax.set(
+        title=f"depth {depth}, width {width}: {count} regions found\n(colours: regions; black: class boundaries)",
+        xlabel="$x_1$",
+        ylabel="$x_2$",
+        aspect="equal",
+    )
     ax.grid(False)
 plt.show()
 
@@ -927,6 +1226,7 @@ plt.show()
 # layer on the whole training set, in float64 (the cell also shows what float32 makes of the
 # smallest one).
 
+
 # %%
 def layer_grad_norms(model, X=X_train, y=y_train, dtype=torch.float64):
     """||dL/dW|| of every nn.Linear (hidden layers, then the head) for the loss on (X, y), eval mode,
@@ -937,42 +1237,65 @@ def layer_grad_norms(model, X=X_train, y=y_train, dtype=torch.float64):
     return np.array([lin.weight.grad.norm().item() for lin in linears])
 
 
-deep = {"plain": dict(), "residual": dict(residual=True),
-        "residual, scaled": dict(residual=True, residual_scale=1 / math.sqrt(DEEP_DEPTH))}
+deep = {
+    "plain": dict(),
+    "residual": dict(residual=True),
+    "residual, scaled": dict(residual=True, residual_scale=1 / math.sqrt(DEEP_DEPTH)),
+}
 deep_models = {name: build(DEEP_DEPTH, 16, **kw) for name, kw in deep.items()}
-for m in deep_models.values():  # the same initial weights: only the skip connections differ
-    assert all(torch.equal(p, q) for p, q in zip(m.parameters(), deep_models["plain"].parameters()))
+for (
+    m
+) in deep_models.values():  # the same initial weights: only the skip connections differ
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(m.parameters(), deep_models["plain"].parameters())
+    )
 grad_norms = {name: layer_grad_norms(m) for name, m in deep_models.items()}
 g32 = layer_grad_norms(deep_models["plain"], dtype=torch.float32)
-print(f"plain network, first layer: {grad_norms['plain'][0]:.2g} in float64, {g32[0]:.2g} in float32")
+print(
+    f"plain network, first layer: {grad_norms['plain'][0]:.2g} in float64, {g32[0]:.2g} in float32"
+)
 for name, m in deep_models.items():
-    print(f"{name:17s} loss at initialisation {evaluate(m, X_val, y_val)[0]:.3g}, "
-          f"logit spread {logit_spread(m):.2g}")
+    print(
+        f"{name:17s} loss at initialisation {evaluate(m, X_val, y_val)[0]:.3g}, "
+        f"logit spread {logit_spread(m):.2g}"
+    )
 
 layers = np.arange(1, DEEP_DEPTH + 2)
 fig, ax = plt.subplots()
 for (name, g), marker in zip(grad_norms.items(), "os^"):
     ax.semilogy(layers, g, marker + "-", ms=3, label=name)
-ax.set(title=f"Gradient norm per layer at initialisation, {DEEP_DEPTH} hidden layers of 16",
-       xlabel="layer (1 = next to the input, 61 = output layer)", ylabel="||∂L/∂W||  (log scale)")
+ax.set(
+    title=f"Gradient norm per layer at initialisation, {DEEP_DEPTH} hidden layers of 16",
+    xlabel="layer (1 = next to the input, 61 = output layer)",
+    ylabel="||∂L/∂W||  (log scale)",
+)
 ax.legend()
 plt.show()
 show = [1, 2, 5, 10, 20, 30, 40, 50, 60, 61]
-pd.DataFrame({name: [f"{g[i - 1]:.2g}" for i in show] for name, g in grad_norms.items()},
-             index=pd.Index(show, name="layer")).T
+pd.DataFrame(
+    {name: [f"{g[i - 1]:.2g}" for i in show] for name, g in grad_norms.items()},
+    index=pd.Index(show, name="layer"),
+).T
 
 # %%
 inner = (layers >= 10) & (layers <= DEEP_DEPTH - 5)
 factor = math.exp(-np.polyfit(layers[inner], np.log(grad_norms["plain"][inner]), 1)[0])
 g_s = grad_norms["residual, scaled"]
 hidden_ratio = g_s[:DEEP_DEPTH].max() / g_s[:DEEP_DEPTH].min()
-print(f"plain: the gradient norm shrinks by a factor {factor:.3f} per layer towards the input "
-      f"(sqrt(1/6) = {math.sqrt(1 / 6):.3f})")
-print(f"first layer, scaled residual / plain: {g_s[0] / grad_norms['plain'][0]:.1e}; "
-      f"scaled residual, largest / smallest hidden layer: {hidden_ratio:.1f}")
+print(
+    f"plain: the gradient norm shrinks by a factor {factor:.3f} per layer towards the input "
+    f"(sqrt(1/6) = {math.sqrt(1 / 6):.3f})"
+)
+print(
+    f"first layer, scaled residual / plain: {g_s[0] / grad_norms['plain'][0]:.1e}; "
+    f"scaled residual, largest / smallest hidden layer: {hidden_ratio:.1f}"
+)
 assert abs(factor - math.sqrt(1 / 6)) < 0.03
 assert g_s[0] / grad_norms["plain"][0] > 1e20 and hidden_ratio < 10
-assert grad_norms["residual"].min() > 1e3  # unscaled residual: nothing vanishes, but everything is large
+assert (
+    grad_norms["residual"].min() > 1e3
+)  # unscaled residual: nothing vanishes, but everything is large
 
 # %% [markdown]
 # In the plain network the gradient norm falls by a factor 0.402 per layer towards the input, the
@@ -987,18 +1310,37 @@ assert grad_norms["residual"].min() > 1e3  # unscaled residual: nothing vanishes
 # %%
 deep_hist = {}
 for name, kw in tqdm(deep.items(), desc=f"{DEEP_DEPTH}-layer networks"):
-    deep_hist[name] = train(build(DEEP_DEPTH, 16, **kw), lr=LR, batch_size=BATCH_SIZE, num_epochs=DEEP_EPOCHS)
+    deep_hist[name] = train(
+        build(DEEP_DEPTH, 16, **kw),
+        lr=LR,
+        batch_size=BATCH_SIZE,
+        num_epochs=DEEP_EPOCHS,
+    )
 fig, ax = plt.subplots()
 for name, h in deep_hist.items():
     ax.plot(h.epoch, h.val_loss, label=name)
 ax.axhline(math.log(NUM_CLASSES), color="k", ls=":", lw=1, label="ln K")
-ax.set(title=f"{DEEP_DEPTH} hidden layers of 16, lr = {LR:g}", xlabel="epoch", ylabel="validation loss (nats)",
-       yscale="log")
+ax.set(
+    title=f"{DEEP_DEPTH} hidden layers of 16, lr = {LR:g}",
+    xlabel="epoch",
+    ylabel="validation loss (nats)",
+    yscale="log",
+)
 ax.legend()
 plt.show()
-deep_table = pd.DataFrame({name: {"val loss": fmt_loss(h.val_loss.iloc[-1]), "val accuracy": fmt_acc(h.val_acc.iloc[-1])}
-                           for name, h in deep_hist.items()})
-assert deep_hist["residual, scaled"].val_acc.iloc[-1] > deep_hist["plain"].val_acc.iloc[-1] + 0.5
+deep_table = pd.DataFrame(
+    {
+        name: {
+            "val loss": fmt_loss(h.val_loss.iloc[-1]),
+            "val accuracy": fmt_acc(h.val_acc.iloc[-1]),
+        }
+        for name, h in deep_hist.items()
+    }
+)
+assert (
+    deep_hist["residual, scaled"].val_acc.iloc[-1]
+    > deep_hist["plain"].val_acc.iloc[-1] + 0.5
+)
 deep_table
 
 # %% [markdown]
@@ -1115,16 +1457,26 @@ deep_table
 
 # %%
 # Checks of the solutions above.
-assert region_bound(3, 5) == 2 ** 3 and region_bound(16, 16) == 2 ** 16 == 65_536 and region_bound(16, 2) == 137
+assert (
+    region_bound(3, 5) == 2**3
+    and region_bound(16, 16) == 2**16 == 65_536
+    and region_bound(16, 2) == 137
+)
 
 rng = np.random.default_rng(SEED)
 a = 1 / math.sqrt(2)
 w, b = rng.uniform(-a, a, size=(20_000, 2)), rng.uniform(-a, a, size=20_000)
 hull = X_train.numpy().astype(np.float64)
-hull = hull[ConvexHull(hull).vertices]  # a linear function's maximum over the points is at a hull vertex
+hull = hull[
+    ConvexHull(hull).vertices
+]  # a linear function's maximum over the points is at a hull vertex
 p_dead = float(((hull @ w.T + b) <= 0).all(axis=0).mean())
-p_6_or_more = sum(math.comb(16, k) * p_dead ** k * (1 - p_dead) ** (16 - k) for k in range(6, 17))
-print(f"P(first-layer unit dead at initialisation) ≈ {p_dead:.2f}; P(6 or more of 16 dead) ≈ {p_6_or_more:.2f}")
+p_6_or_more = sum(
+    math.comb(16, k) * p_dead**k * (1 - p_dead) ** (16 - k) for k in range(6, 17)
+)
+print(
+    f"P(first-layer unit dead at initialisation) ≈ {p_dead:.2f}; P(6 or more of 16 dead) ≈ {p_6_or_more:.2f}"
+)
 assert 0.09 < p_dead < 0.15 and p_6_or_more < 0.06
 
 try:
@@ -1139,7 +1491,9 @@ for module in he.modules():
         nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
         nn.init.zeros_(module.bias)
 g_he = layer_grad_norms(he)
-print(f"He initialisation: first / last hidden layer gradient norm {g_he[0] / g_he[DEEP_DEPTH - 1]:.2g}")
+print(
+    f"He initialisation: first / last hidden layer gradient norm {g_he[0] / g_he[DEEP_DEPTH - 1]:.2g}"
+)
 assert 0.1 < g_he[0] / g_he[DEEP_DEPTH - 1] < 10
 
 # %% [markdown]

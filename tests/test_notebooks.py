@@ -20,11 +20,18 @@ spec = importlib.util.spec_from_file_location("dev", ROOT / "dev.py")
 dev = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(dev)
 
-SETUP_CELL = '''# Colab setup: install the course package from the repository (no-op elsewhere).
-import subprocess, sys
+SETUP_CELL = """# Colab setup: install course_utils and what this chapter needs (a no-op elsewhere).
+import os
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "course-utils @ git+{url}@{branch}"], check=True)'''
+    source = os.environ.get(
+        "COURSE_BOOK_SOURCE",
+        "git+{url}@{branch}",
+    )
+    package = f"course-utils[ch{chapter}] @ {{source}}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)"""
 
 
 def config():
@@ -69,7 +76,7 @@ def test_chapter_anatomy(py):
     """Setup cell verbatim (pointing at the configured repository), a parameters cell, a title."""
     nb = jupytext.read(py)
     repo = config()["repository"]
-    expected = SETUP_CELL.format(url=repo["url"], branch=repo["branch"])
+    expected = SETUP_CELL.format(url=repo["url"], branch=repo["branch"], chapter=py.stem[:2])
     setup = [c for c in nb.cells if c.cell_type == "code" and "remove-cell" in c.metadata.get("tags", [])]
     assert setup and setup[0].source.strip() == expected, f"{py.name}: the Colab setup cell must read exactly:\n{expected}"
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), f"{py.name}: no cell tagged 'parameters'"
@@ -105,3 +112,27 @@ def test_colab_launch_button_configured_for_main():
     import course_utils
 
     assert course_utils.REPOSITORY == cfg["repository"]["url"]
+
+
+def test_chapter_code_is_formatted_to_the_text_column():
+    """ruff format at 88 characters (pyproject.toml), and no code line longer than that.
+
+    The site's text column shows about 88 characters of code; a longer line is cut off
+    sideways. ruff does not split long strings or comments, so those are checked here too.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    result = subprocess.run([ruff, "format", "--check", "--diff", *map(str, SOURCES)],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, f"run `ruff format notebooks/`:\n{result.stdout[-3000:]}{result.stderr[-2000:]}"
+    too_long = []
+    for py in SOURCES:
+        for cell in jupytext.read(py).cells:
+            if cell.cell_type != "code":
+                continue
+            too_long += [f"{py.name}: {line[:60]}... ({len(line)} chars)"
+                         for line in cell.source.splitlines() if len(line) > 88]
+    assert not too_long, "code lines wider than the text column (88 characters):\n" + "\n".join(too_long)
