@@ -5,6 +5,8 @@
     python3 dev.py test       unit tests, notebook pairing checks and nbval over every notebook
     python3 dev.py execute    re-execute every notebook from its .py (or only the ones named)
     python3 dev.py stats      rewrite book/execution-statistics.md from the notebooks' metadata
+    python3 dev.py measure    measure the measured cells' spread over rounding profiles and seeds; write tolerances
+    python3 dev.py test --other-rounding   the tests under another machine's BLAS rounding (tools/profiles.py)
 
 On first use it creates a virtual environment in .venv at the repository root and
 installs requirements.txt and the course_utils package into it (again whenever
@@ -154,8 +156,17 @@ def execute(py: Path) -> dict:
     wall = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    data_lines = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            text = out.get("text", "") if out.get("output_type") == "stream" else out.get("data", {}).get("text/plain", "")
+            for line in (text if isinstance(text, str) else "".join(text)).splitlines():
+                line = line.strip().strip("'\"")
+                if (line.startswith("Data: ") or line.startswith("STAND-IN DATA:")) and line not in data_lines:
+                    data_lines.append(line.split(". Every result")[0].split(" (")[0].replace("STAND-IN DATA: ", "STAND-IN: "))
     record = {
         "code_sha256": code_hash(nb),
+        "data": data_lines,
         "deps_sha256": deps_hash(),
         "status": status,
         "wall_seconds": round(wall, 1),
@@ -165,6 +176,11 @@ def execute(py: Path) -> dict:
     }
     if error:
         record["error"] = error
+    old = py.with_suffix(".ipynb")
+    if old.exists():  # the tolerance measurement stays with the notebook; a test says when it is stale
+        measurement = jupytext.read(old).metadata.get(META_KEY, {}).get("measurement")
+        if measurement:
+            record["measurement"] = measurement
     nb.metadata[META_KEY] = record
     jupytext.write(nb, py.with_suffix(".ipynb"))
     print(f"[dev] {py.name}: {status}, wall {wall:.1f} s, kernel CPU {cpu:.1f} s", flush=True)
@@ -206,23 +222,79 @@ def stats_table() -> str:
     import jupytext
 
     rows = [
-        "| notebook | status | wall time (s) | kernel CPU time (s) | executed | machine |",
-        "|---|---|---:|---:|---|---|",
+        "| notebook | status | wall time (s) | kernel CPU time (s) | executed | machine | data it ran on |",
+        "|---|---|---:|---:|---|---|---|",
     ]
     total_wall = total_cpu = 0.0
     for py in notebook_sources():
         ipynb = py.with_suffix(".ipynb")
         if not ipynb.exists():
-            rows.append(f"| [{py.stem}](../notebooks/{py.stem}.ipynb) | not executed | | | | |")
+            rows.append(f"| [{py.stem}](../notebooks/{py.stem}.ipynb) | not executed | | | | | |")
             continue
         rec = jupytext.read(ipynb).metadata.get(META_KEY, {})
         total_wall += rec.get("wall_seconds", 0.0)
         total_cpu += rec.get("cpu_seconds", 0.0)
         rows.append(
             f"| [{py.stem}](../notebooks/{py.stem}.ipynb) | {rec.get('status', 'unknown')} | "
-            f"{rec.get('wall_seconds', '')} | {rec.get('cpu_seconds', '')} | {rec.get('executed', '')} | {rec.get('machine', '')} |"
+            f"{rec.get('wall_seconds', '')} | {rec.get('cpu_seconds', '')} | {rec.get('executed', '')} | "
+            f"{rec.get('machine', '')} | {'; '.join(rec.get('data', [])) or '(none loaded)'} |"
         )
-    rows.append(f"| **all notebooks** | | **{total_wall:.1f}** | **{total_cpu:.1f}** | | |")
+    rows.append(f"| **all notebooks** | | **{total_wall:.1f}** | **{total_cpu:.1f}** | | | |")
+    return "\n".join(rows) + "\n" + "\n" + checks_table()
+
+
+def _cell_label(cell) -> str:
+    """A short name for a code cell on the statistics page: its first comment, else its first line."""
+    lines = [ln.strip() for ln in cell.source.splitlines() if ln.strip()]
+    comment = next((ln.lstrip("# ") for ln in lines if ln.startswith("#")), None)
+    text = comment or (lines[0] if lines else "(empty)")
+    text = text.replace("|", "/").replace("`", "'")
+    return text[:60] + ("..." if len(text) > 60 else "")
+
+
+def checks_table() -> str:
+    """How each notebook's outputs are compared by `dev.py test`: exact, measured (tolerance), ignored (why)."""
+    import jupytext
+
+    sys.path.insert(0, str(ROOT))
+    from tools import measured
+
+    rows = [
+        "**How the outputs are checked.** `python3 dev.py test` re-executes every notebook and compares each "
+        "code cell's output with the stored one: *exact* cells as text; *measured* cells (numbers that come "
+        "from training) token by token, the text exactly and every number within the tolerance declared on "
+        "the cell, measured by `python3 dev.py measure` as the largest deviation over the runs listed, times "
+        "the margin; *ignored* cells not at all, for the reason given (what the text draws from them is "
+        "asserted in the notebook).",
+        "",
+        "| notebook | cell | kind | tolerance (abs, rel) | largest deviation measured (abs, rel) | over the runs |",
+        "|---|---:|---|---|---|---|",
+    ]
+    for py in notebook_sources():
+        ipynb = py.with_suffix(".ipynb")
+        if not ipynb.exists():
+            continue
+        nb = jupytext.read(ipynb)
+        meas = nb.metadata.get(META_KEY, {}).get("measurement", {})
+        code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.get("outputs")]
+        exact = 0
+        for i, cell in code:
+            tags = cell.metadata.get("tags", [])
+            if measured.MEASURED_TAG in tags:
+                tol = cell.metadata.get(measured.TOLERANCE_KEY) or {}
+                spread = meas.get("cells", {}).get(str(i), {})
+                fmt = lambda v: "none" if v is None else f"{v:.3g}"
+                runs = f"{len(meas.get('runs', []))} runs ({', '.join(meas.get('runs', []))}), margin {meas.get('margin')}"
+                rows.append(
+                    f"| {py.stem} | {i} {_cell_label(cell)} | measured | {fmt(tol.get('abs'))}, {fmt(tol.get('rel'))} | "
+                    f"{fmt(spread.get('abs'))}, {fmt(spread.get('rel'))} | {runs if meas else 'not measured'} |"
+                )
+            elif measured.IGNORED_TAG in tags:
+                why = str(cell.metadata.get("ignore_reason", "(no reason given)")).replace("|", "/")
+                rows.append(f"| {py.stem} | {i} {_cell_label(cell)} | ignored | | | {why} |")
+            else:
+                exact += 1
+        rows.append(f"| {py.stem} | all others | exact: {exact} cells | | | |")
     return "\n".join(rows) + "\n"
 
 
@@ -269,8 +341,37 @@ def cmd_build(args: list[str]) -> int:
     return subprocess.run(cmd, cwd=ROOT).returncode
 
 
+def _rounding_option(args: list[str]) -> tuple[str | None, list[str]]:
+    """Take ``--other-rounding`` or ``--rounding NAME`` out of ``args``: (profile name or None, the rest)."""
+    rest, profile = [], None
+    it = iter(args)
+    for a in it:
+        if a == "--other-rounding":
+            from tools import profiles
+
+            profile = profiles.OTHER
+        elif a == "--rounding" or a.startswith("--rounding="):
+            profile = a.partition("=")[2] or next(it, "")
+        else:
+            rest.append(a)
+    return profile, rest
+
+
 def cmd_test(args: list[str]) -> int:
+    """pytest as the README gives it; ``--other-rounding`` / ``--rounding NAME`` run it under a rounding
+    profile (tools/profiles.py): NumPy's and PyTorch's kernels of another machine, in the notebook kernels too."""
     env = dict(os.environ)
+    profile, args = _rounding_option(args)
+    if profile is not None:
+        from tools import profiles
+
+        try:
+            profiles.apply(profile, env)
+        except ValueError as exc:
+            print(f"[dev] {exc}", file=sys.stderr)
+            return 2
+        settings = " ".join(f"{k}={v}" for k, v in profiles.PROFILES[profile].items()) or "(none)"
+        print(f"[dev] rounding profile {profile!r}: {settings}", flush=True)
     shared = ROOT.parent / "shared" / "data"
     if "COURSE_DATA" not in env and shared.is_dir():
         env["COURSE_DATA"] = str(shared)
@@ -281,13 +382,23 @@ def cmd_test(args: list[str]) -> int:
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
 
+def cmd_measure(args: list[str]) -> int:
+    """Measure the measured cells' spread across rounding profiles and seeds; write tolerances (tools/measure.py)."""
+    from tools import measure
+
+    status = measure.main(args)
+    if status == 0 and "--check" not in args:
+        write_stats()
+    return status
+
+
 def cmd_stats(args: list[str]) -> int:
     write_stats()
     print(stats_table())
     return 0
 
 
-COMMANDS = {"build": cmd_build, "test": cmd_test, "execute": cmd_execute, "stats": cmd_stats}
+COMMANDS = {"build": cmd_build, "test": cmd_test, "execute": cmd_execute, "measure": cmd_measure, "stats": cmd_stats}
 
 
 def main() -> int:

@@ -13,7 +13,11 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["use_style", "image_grid", "confusion_matrix", "curves", "most_confused_pairs", "decision_boundary"]
+__all__ = ["COLUMN_WIDTH", "use_style", "image_grid", "confusion_matrix", "curves", "most_confused_pairs", "decision_boundary"]
+
+#: The width, in inches at the style's 100 dpi, of the site's text column (772 px at a 1400 px window): a figure this wide is shown at
+#: its own size (its text stays readable); a wider one is shrunk. Multi-panel figures stack rows instead.
+COLUMN_WIDTH = 7.5
 
 STYLE = {
     "figure.figsize": (6.4, 4.0),

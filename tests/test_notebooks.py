@@ -136,3 +136,45 @@ def test_chapter_code_is_formatted_to_the_text_column():
             too_long += [f"{py.name}: {line[:60]}... ({len(line)} chars)"
                          for line in cell.source.splitlines() if len(line) > 88]
     assert not too_long, "code lines wider than the text column (88 characters):\n" + "\n".join(too_long)
+
+
+MEASURED, IGNORED = "nbval-measured", "nbval-ignore-output"
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
+def test_measured_and_ignored_cells_are_declared(py):
+    """A measured cell declares its tolerance; an ignored cell says why; nothing else carries either."""
+    problems = []
+    for i, cell in enumerate(jupytext.read(py).cells):
+        tags = cell.metadata.get("tags", [])
+        tol = cell.metadata.get("tolerance")
+        if MEASURED in tags and IGNORED in tags:
+            problems.append(f"cell {i}: both {MEASURED} and {IGNORED}")
+        if MEASURED in tags:
+            ok = (isinstance(tol, dict) and set(tol) <= {"abs", "rel"} and
+                  any(isinstance(tol.get(k), (int, float)) and tol[k] >= 0 for k in ("abs", "rel")))
+            if not ok:
+                problems.append(f"cell {i}: tagged {MEASURED} without a tolerance "
+                                f"(run `python3 dev.py measure {py.relative_to(ROOT)}`): {tol!r}")
+        elif tol is not None:
+            problems.append(f"cell {i}: a tolerance on a cell not tagged {MEASURED}")
+        if IGNORED in tags and not str(cell.metadata.get("ignore_reason", "")).strip():
+            problems.append(f"cell {i}: tagged {IGNORED} without an ignore_reason (what varies, and why)")
+    assert not problems, f"{py.name}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
+def test_tolerances_were_measured_on_this_code(py):
+    """Tolerances come from `dev.py measure` on the notebook's current code, never from a keyboard."""
+    source = jupytext.read(py)
+    measured = {i: c.metadata.get("tolerance") for i, c in enumerate(source.cells)
+                if MEASURED in c.metadata.get("tags", [])}
+    if not measured:
+        return
+    record = jupytext.read(py.with_suffix(".ipynb")).metadata.get(dev.META_KEY, {}).get("measurement")
+    hint = f"run `python3 dev.py measure {py.relative_to(ROOT)}`"
+    assert record, f"{py.name}: its measured cells' tolerances were never measured; {hint}"
+    assert record.get("code_sha256") == dev.code_hash(source), (
+        f"{py.name}: the code changed since its tolerances were measured on {record.get('date')}; {hint}")
+    written = {int(i): c["tolerance"] for i, c in record.get("cells", {}).items()}
+    assert written == measured, f"{py.name}: the tolerances differ from the ones measured; {hint}"

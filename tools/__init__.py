@@ -1,0 +1,1 @@
+"""Book tooling: the nbval extension for measured outputs, tolerance measurement, reader notebooks, Colab checks."""
