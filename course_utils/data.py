@@ -2,32 +2,67 @@
 
 Introduced in chapter 0 (the data notebook); used by chapters 4, 5 and 7.
 
-Where a file is looked for, in order (the first copy that verifies wins):
+Where a file is looked for, in order (the first place that holds every file of the dataset, each
+one verified, wins):
 
 1. ``$COURSE_DATA/<dataset>/`` (a local mirror; CI points it at ``../shared/data``);
 2. the user cache, ``$COURSE_CACHE/data/<dataset>/`` (default ``~/.cache/course-book``);
 3. system dataset folders, ``/usr/share/datasets/<dataset>/`` (Debian's ``dataset-fashion-mnist``
-   package installs there with rewritten gzip headers, so its files are verified by the SHA-256
-   of their *decompressed* content);
-4. a download into the user cache: each canonical URL in turn, streamed with a progress bar into a
-   temporary file, verified, then renamed into place (an interrupted download never leaves a
-   file that looks complete).
+   package installs there with rewritten gzip headers);
+4. a download into the user cache, from ``$COURSE_DATA_URL/<dataset>/<file>`` when that variable
+   is set (a classroom HTTP mirror), then from each of the registry's canonical URLs in turn.
 
-A file that fails verification is named in a warning and never used: in the user cache it is
-deleted and fetched again; elsewhere (a mirror or system folder that is not ours to change) the
-search moves on. When nothing verifies, :class:`DatasetNotFoundError` names the dataset, the
-files, the places searched and the URLs. ``load(name, stand_in=True)`` returns a clearly
-labelled stand-in instead (Fashion-MNIST when it is reachable, else scikit-learn's bundled 8x8
-digits scaled to 28x28).
+Verification: one rule wherever a file came from (mirror, cache, system folder, download). A
+file is accepted when the SHA-256 of its bytes equals the pinned ``sha256``, or, when its
+decompressed content is what counts (a gzip file, or an uncompressed copy ``name`` of
+``name.gz`` in a folder), when the SHA-256 of that content equals the pinned ``raw_sha256``:
+gzip headers hold a time stamp and a file name that repackagers rewrite without changing the
+data. Every accepted file is then parsed (IDX header, magic number, shape, counts, label range),
+and the arrays are made from the very bytes that were verified, so nothing another process does
+to the file afterwards can change them. A file whose pinned SHA-256 is marked unverified
+(``sha256_verified=False``, the Sign Language MNIST CSVs) is accepted on a mismatch only when it
+passes the structural checks, with a warning.
 
-Set ``COURSE_OFFLINE=1`` to skip the download step.
+What happens to a file that is not accepted (a :class:`DataWarning` names the dataset, the file,
+the place and what to do): a file that cannot be read (permissions, a folder in its place, any
+``OSError``) is skipped; a corrupted or truncated file in a mirror or system folder (not ours to
+change) is skipped; in the user cache it is deleted and fetched again. Then the search moves on.
+When nothing verifies, :class:`DatasetNotFoundError` names the dataset, the files, each place
+searched and what was found there, the URLs actually tried with what each answered (or that
+downloading was off and how to turn it on), and what to do. ``load(name, stand_in=True)``
+returns a clearly labelled stand-in instead (Fashion-MNIST when it is reachable, else
+scikit-learn's bundled 8x8 digits scaled to 28x28).
+
+Concurrency: several processes (notebooks, ``train.py`` runs, pytest workers) may load the same
+dataset at once. Every change to the user cache happens while holding a per-file lock
+(``<cache>/data/.locks/<dataset>--<file>.lock``, a ``filelock.FileLock``), and a process that
+acquires the lock checks the cache again before it deletes or downloads anything, so each
+damaged or missing file is downloaded once. A download is received into memory, verified, then
+written to a temporary file in the cache folder, flushed to disk (fsync) and renamed over the
+target with ``os.replace``, so a reader sees the old file or the new one, never a partial one.
+Readers take no lock: a file that vanishes while it is being looked at counts as missing.
+
+Environment variables:
+
+- ``COURSE_DATA``: a local mirror, laid out as ``<mirror>/<dataset>/<file>``;
+- ``COURSE_CACHE``: the cache root (files go to ``$COURSE_CACHE/data/<dataset>/``);
+- ``COURSE_DATA_URL``: an HTTP(S) base URL tried before the canonical URLs, serving
+  ``$COURSE_DATA_URL/<dataset>/<file>`` (for example ``python -m http.server`` run in a mirror);
+- ``COURSE_OFFLINE=1``: never download (``download=False`` does the same for one call).
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import hashlib
+import http.client
+import io
+import math
 import os
+import stat
 import struct
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -46,6 +81,7 @@ __all__ = [
     "DATASETS",
     "DatasetNotFoundError",
     "ChecksumError",
+    "DataWarning",
     "load",
     "names",
     "cache_dir",
@@ -57,7 +93,9 @@ __all__ = [
 
 SYSTEM_DIRS = (Path("/usr/share/datasets"),)
 DOWNLOAD_TIMEOUT_S = 30
+LOCK_TIMEOUT_S = 600  # how long a process waits while another one fetches the same file
 CHUNK = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 # --------------------------------------------------------------------------- registry
@@ -168,10 +206,12 @@ def names() -> list[str]:
 
 def _spec(name: str) -> DatasetSpec:
     if not isinstance(name, str):
-        raise TypeError(f"dataset name must be a string, got {type(name).__name__}")
-    key = _ALIASES.get(name.lower(), name.lower())
+        raise TypeError(f"dataset name must be a string such as 'fashion-mnist', got {type(name).__name__} {name!r}; "
+                        f"valid names: {', '.join(names())}")
+    key = _ALIASES.get(name.strip().lower(), name.strip().lower())
     if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(names())}")
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(names())}. Pass one of these "
+                         "(course_utils.data.names() lists them).")
     return DATASETS[key]
 
 
@@ -181,7 +221,19 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 class ChecksumError(ValueError):
-    """A file's bytes do not match the checksum pinned in the registry."""
+    """A file's content is not what the registry pins (checksum, IDX or CSV structure, counts)."""
+
+
+class DataWarning(UserWarning):
+    """A file was skipped, deleted or not saved; the message names the dataset, file, place and what to do."""
+
+
+def _warn(message: str) -> None:
+    """Warn, attributed to the first caller outside this module (the notebook line that called load)."""
+    level, frame = 1, sys._getframe(0)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, DataWarning, stacklevel=level)
 
 
 # --------------------------------------------------------------------------- places
@@ -193,119 +245,241 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "course-book"
 
 
+def _cache_folder(spec: DatasetSpec) -> Path:
+    return cache_dir() / "data" / spec.name
+
+
 def search_dirs(name: str) -> list[tuple[str, Path]]:
     """The (label, folder) pairs searched for dataset ``name``, in order."""
     spec = _spec(name)
     places = []
     if os.environ.get("COURSE_DATA"):
         places.append(("COURSE_DATA mirror", Path(os.environ["COURSE_DATA"]).expanduser() / spec.name))
-    places.append(("user cache", cache_dir() / "data" / spec.name))
+    places.append(("user cache", _cache_folder(spec)))
     for d in SYSTEM_DIRS:
-        places.append(("system dataset folder", d / spec.name))
+        places.append(("system dataset folder", Path(d) / spec.name))
     return places
 
 
-# --------------------------------------------------------------------------- verification
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+def _download_urls(spec: DatasetSpec, fs: FileSpec) -> list[str]:
+    """The URLs a file is downloaded from, in order: ``$COURSE_DATA_URL/<dataset>/<file>``, then the registry's."""
+    urls = []
+    base = os.environ.get("COURSE_DATA_URL", "").strip()
+    if base:
+        urls.append(f"{base.rstrip('/')}/{spec.name}/{fs.filename}")
+    urls.extend(b + fs.filename for b in spec.urls)
+    return urls
 
 
-def _verify(path: Path, fs: FileSpec, structural: Callable[[Path], None] | None = None) -> str:
-    """Return how ``path`` verified ('sha256', 'decompressed sha256', 'structure'), or raise ChecksumError."""
-    if fs.sha256 is None:
-        if structural is None:
-            raise ChecksumError(f"{path}: no checksum pinned and no structural check available")
-        structural(path)
-        return "structure"
-    digest = _sha256_file(path)
-    if digest == fs.sha256:
-        return "sha256"
-    if fs.raw_sha256 is not None:
-        try:
-            opener = gzip.open if path.suffix == ".gz" else open
-            h = hashlib.sha256()
-            with opener(path, "rb") as f:
-                for block in iter(lambda: f.read(CHUNK), b""):
-                    h.update(block)
-            if h.hexdigest() == fs.raw_sha256:
-                return "decompressed sha256"
-        except (OSError, EOFError, zlib.error):
-            pass  # truncated or not gzip: falls through to the error below
-    if not fs.sha256_verified and structural is not None:
-        structural(path)  # raises when the content is damaged
-        warnings.warn(
-            f"{path.name}: SHA-256 {digest} differs from the pinned {fs.sha256}, which is published by third "
-            "parties and not verified; the file passed the structural checks (row count, columns, label and "
-            "pixel ranges) and is used. Line endings (CRLF vs LF) change the hash without changing the data.",
-            stacklevel=3,
-        )
-        return "structure"
-    size = path.stat().st_size
-    raise ChecksumError(
-        f"{path}: SHA-256 mismatch (got {digest}, expected {fs.sha256}; {size:,} bytes"
-        + (f", expected {fs.size:,}" if fs.size else "")
-        + "). The file is corrupted or truncated."
-    )
+_OFF = ("1", "true", "yes", "on")
+_ON = ("", "0", "false", "no", "off")
 
 
-# --------------------------------------------------------------------------- download
-def _download(url: str, dest: Path, fs: FileSpec, structural, progress: bool) -> None:
-    """Stream ``url`` into a temporary file beside ``dest``, verify it, then rename it into place."""
-    from tqdm.auto import tqdm
+def _downloads_off(download: bool) -> str | None:
+    """Why downloading is off (``download=False`` or ``COURSE_OFFLINE``), or None when it is on."""
+    if not download:
+        return "download=False"
+    raw = os.environ.get("COURSE_OFFLINE", "")
+    value = raw.strip().lower()
+    if value in _ON:
+        return None
+    if value not in _OFF:
+        _warn(f"COURSE_OFFLINE={raw!r} is not one of 1/true/yes/on or 0/false/no/off; it is taken as 1 "
+              "(no downloads). Unset it, or set it to 0, to allow downloads.")
+    return f"COURSE_OFFLINE={raw}"
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+
+# --------------------------------------------------------------------------- reading and parsing
+def _sha256(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
+class _NotAFile(OSError):
+    """A FIFO, device or socket where a data file should be: never read (it could block forever)."""
+
+
+def _open_nonblocking(path, flags):
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))  # opening a FIFO must not wait for a writer
+
+
+def _read_bytes(path: Path, max_size: int | None = None) -> bytes:
+    """The whole file, read once: it is verified and parsed from these bytes, never opened again.
+
+    Raises ``_NotAFile`` for anything but a regular file, and :class:`ChecksumError` (without
+    reading) for a file larger than ``max_size``.
+    """
+    with open(path, "rb", opener=_open_nonblocking) as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise _NotAFile(errno.EINVAL, "not a regular file (a FIFO, device or socket)", str(path))
+        if max_size is not None and st.st_size > max_size:
+            raise ChecksumError(f"is {st.st_size:,} bytes, far more than expected")
+        return f.read()
+
+
+def _read_or_explain(path: Path) -> bytes:
+    """Read ``path`` for the public readers; an ``OSError`` keeps its type and says what to do."""
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
-            total = resp.headers.get("Content-Length")
-            with tqdm(total=int(total) if total else fs.size, unit="B", unit_scale=True, desc=dest.name,
-                      disable=not progress, leave=False) as bar:
-                for block in iter(lambda: resp.read(CHUNK), b""):
-                    out.write(block)
-                    bar.update(len(block))
-        _verify(tmp, fs, structural)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        return _read_bytes(path)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path}: no such file. Check the path; data.load(name) finds, verifies and "
+                                "downloads the registry's files by itself.") from exc
+    except IsADirectoryError as exc:
+        raise IsADirectoryError(f"{path} is a folder, not a file. Pass the path of the file inside it.") from exc
+    except PermissionError as exc:
+        raise PermissionError(f"{path}: permission denied ({exc.strerror}). Make it readable (chmod a+r) "
+                              "or copy it somewhere readable.") from exc
+    except OSError as exc:
+        raise OSError(f"{path}: cannot be read ({exc}). Check the file and the disk, or copy it elsewhere.") from exc
 
 
-# --------------------------------------------------------------------------- readers
-def read_idx(path: Path | str, expected_magic: int | None = None) -> np.ndarray:
-    """Read an IDX file (optionally gzip-compressed) into a uint8 array; checks magic, dims and length."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
+def _content(blob: bytes) -> tuple[bytes | None, str | None, str | None]:
+    """``(content, None, None)``: the decompressed bytes of a gzip blob, or the blob itself;
+    ``(None, state, why)`` when the gzip stream is damaged (state 'truncated' or 'corrupted')."""
+    if blob[:2] != GZIP_MAGIC:
+        return blob, None, None
     try:
-        with opener(path, "rb") as f:
-            buf = f.read()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ChecksumError(f"{path}: cannot be decompressed ({exc}); the file is corrupted or truncated") from exc
+        return gzip.decompress(blob), None, None
+    except EOFError:
+        return None, "truncated", "its gzip stream ends before the end-of-stream marker"
+    except (OSError, zlib.error) as exc:
+        return None, "corrupted", f"not a valid gzip stream ({exc})"
+
+
+_IDX_KINDS = {0x801: "labels, 1 dimension", 0x803: "images, 3 dimensions"}
+
+
+def _parse_idx(buf: bytes, where: str, expected_magic: int | None = None) -> np.ndarray:
+    """Parse uncompressed IDX bytes into a uint8 array; ChecksumError messages start with ``where``."""
     if len(buf) < 4:
-        raise ChecksumError(f"{path}: {len(buf)} bytes is too short for an IDX header")
+        raise ChecksumError(f"{where}: {len(buf)} bytes is too short for an IDX header (a 4-byte magic number, "
+                            "then 4 bytes per dimension); the file is truncated or not an IDX file.")
     zero, dtype_code, ndim = struct.unpack(">HBB", buf[:4])
-    magic = struct.unpack(">I", buf[:4])[0]
+    magic = int.from_bytes(buf[:4], "big")
     if zero != 0 or dtype_code != 0x08:
-        raise ChecksumError(f"{path}: not an unsigned-byte IDX file (magic 0x{magic:08x})")
+        raise ChecksumError(f"{where}: magic number 0x{magic:08x} is not that of an unsigned-byte IDX file "
+                            "(0x0000080N); it is not an IDX file, or it is corrupted.")
     if expected_magic is not None and magic != expected_magic:
-        raise ChecksumError(f"{path}: magic 0x{magic:08x}, expected 0x{expected_magic:08x}")
+        raise ChecksumError(f"{where}: magic 0x{magic:08x}, expected 0x{expected_magic:08x} "
+                            f"({_IDX_KINDS.get(expected_magic, 'IDX')}); it is another kind of IDX file.")
+    if ndim == 0:
+        raise ChecksumError(f"{where}: the IDX header declares 0 dimensions; the file is corrupted.")
     header = 4 + 4 * ndim
+    if len(buf) < header:
+        raise ChecksumError(f"{where}: {len(buf)} bytes is too short for an IDX header with {ndim} dimensions "
+                            f"({header} bytes); the file is truncated.")
     dims = struct.unpack(f">{ndim}I", buf[4:header])
-    expected = header + int(np.prod(dims))
+    expected = header + math.prod(dims)
     if len(buf) != expected:
-        raise ChecksumError(f"{path}: {len(buf):,} bytes, but its header {dims} needs {expected:,}: truncated or padded")
+        state = "truncated" if len(buf) < expected else "padded"
+        raise ChecksumError(f"{where}: {len(buf):,} bytes, but its header {dims} needs {expected:,}: {state}.")
     return np.frombuffer(buf, dtype=np.uint8, offset=header).reshape(dims).copy()
 
 
-def _sign_structure(expected_rows: int | None):
-    def check(path: Path) -> None:
-        read_sign_mnist_csv(path, expected_rows=expected_rows)
+def _parse_sign_csv(content: bytes, where: str, expected_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
 
-    return check
+    try:
+        df = pd.read_csv(io.BytesIO(content), dtype=np.int64)
+    except (ValueError, OverflowError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ChecksumError(f"{where}: not a readable Sign Language MNIST CSV ({exc}).") from exc
+    cols = ["label"] + [f"pixel{i}" for i in range(1, 785)]
+    if list(df.columns) != cols:
+        raise ChecksumError(f"{where}: expected the {len(cols)} columns label,pixel1..pixel784, got {len(df.columns)} "
+                            f"columns starting {list(df.columns[:3])}.")
+    if expected_rows is not None and len(df) != expected_rows:
+        raise ChecksumError(f"{where}: {len(df):,} rows, expected {expected_rows:,}: truncated or not the original file.")
+    labels = df["label"].to_numpy()
+    bad = np.unique(labels[(labels < 0) | (labels > 24) | (labels == 9)])
+    if bad.size:
+        raise ChecksumError(f"{where}: labels {bad.tolist()} are invalid (Sign Language MNIST uses 0..24 without 9).")
+    pixels = df.iloc[:, 1:].to_numpy()
+    if pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255:
+        raise ChecksumError(f"{where}: pixel values outside 0..255.")
+    remap = np.where(labels > 9, labels - 1, labels)
+    return pixels.astype(np.uint8).reshape(-1, 28, 28), remap.astype(np.int64)
+
+
+def _parse_role(spec: DatasetSpec, role: str, content: bytes, where: str):
+    """Parse one file of ``spec`` and check it against the registry (kind, shape, count, label range)."""
+    n_expected = spec.expected_counts[0 if role.startswith("train") else 1]
+    if spec.reader == "idx":
+        images = role.endswith("images")
+        arr = _parse_idx(content, where, 0x803 if images else 0x801)
+        if images and arr.shape[1:] != (28, 28):
+            raise ChecksumError(f"{where}: images of shape {arr.shape[1:]}, expected (28, 28).")
+        if len(arr) != n_expected:
+            raise ChecksumError(f"{where}: holds {len(arr):,} {'images' if images else 'labels'}, expected {n_expected:,}.")
+        if not images:
+            arr = arr.astype(np.int64)
+            if arr.size and arr.max() >= len(spec.classes):
+                raise ChecksumError(f"{where}: labels up to {arr.max()}, but {spec.title} has {len(spec.classes)} classes "
+                                    f"(0..{len(spec.classes) - 1}).")
+        return arr
+    if spec.reader == "sign-mnist-csv":
+        return _parse_sign_csv(content, where, n_expected)
+    raise ValueError(f"dataset {spec.name!r}: unknown reader {spec.reader!r} in the registry; use 'idx' or 'sign-mnist-csv'")
+
+
+def _verify(blob: bytes, fs: FileSpec, where: str, parse: Callable[[bytes], object]) -> tuple[str, object]:
+    """Verify ``blob`` (the bytes of ``where``) by the module's one rule and parse it.
+
+    Returns ``(how, parsed)`` with how 'sha256', 'content sha256' or 'structure'; raises
+    :class:`ChecksumError` whose message starts with ``where`` and says truncated or corrupted.
+    """
+    content, gz_state, gz_why = _content(blob)
+    digest = _sha256(blob)
+    if fs.sha256 is not None and digest == fs.sha256:
+        how = "sha256"
+    elif fs.raw_sha256 is not None and content is not None and _sha256(content) == fs.raw_sha256:
+        how = "content sha256"
+    elif (fs.sha256 is None and fs.raw_sha256 is None) or (fs.sha256 is not None and not fs.sha256_verified):
+        how = "structure"  # nothing trustworthy pinned: the structural checks decide
+    else:
+        size = len(blob)
+        if gz_state:  # a damaged gzip stream says which
+            state = gz_state
+        elif content is not blob:  # a complete gzip stream with other content
+            state = "corrupted"
+        else:
+            state = "truncated" if fs.size and size < fs.size else "corrupted"
+        detail = f"got {digest}, expected {fs.sha256}; {size:,} bytes" + (
+            f", expected {fs.size:,}" if fs.size and fs.size != size else "")
+        if gz_why:
+            detail += f"; {gz_why}"
+        elif fs.raw_sha256 is not None and content is not blob:
+            detail += "; its decompressed content does not match either"
+        raise ChecksumError(f"{where} is {state} (SHA-256 mismatch: {detail}).")
+    if content is None:
+        raise ChecksumError(f"{where} is {gz_state}: {gz_why}.")
+    parsed = parse(content)
+    if how == "structure" and fs.sha256 is not None:
+        _warn(f"{where}: SHA-256 {digest} differs from the pinned {fs.sha256}, which is published by third "
+              "parties and not verified; the file passed the structural checks (row count, columns, label and "
+              "pixel ranges) and is used. Line endings (CRLF vs LF) change the hash without changing the data.")
+    return how, parsed
+
+
+# --------------------------------------------------------------------------- public readers
+_READER_HINT = "Replace it with a good copy; data.load(name) finds, verifies and downloads the registry's files."
+
+
+def read_idx(path: Path | str, expected_magic: int | None = None) -> np.ndarray:
+    """Read an IDX file (gzip-compressed or not) into a uint8 array; checks magic, dims and length.
+
+    Raises :class:`ChecksumError` naming the file for a damaged gzip stream, a header too short,
+    a wrong magic number or a length that does not match the header; ``FileNotFoundError``,
+    ``IsADirectoryError``, ``PermissionError`` or ``OSError`` naming it when it cannot be read.
+    """
+    path = Path(path)
+    blob = _read_or_explain(path)
+    content, state, why = _content(blob)
+    if content is None:
+        raise ChecksumError(f"{path} is {state}: {why}. {_READER_HINT}")
+    try:
+        return _parse_idx(content, str(path), expected_magic)
+    except ChecksumError as exc:
+        raise ChecksumError(f"{exc} {_READER_HINT}") from None
 
 
 def read_sign_mnist_csv(path: Path | str, expected_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -313,30 +487,15 @@ def read_sign_mnist_csv(path: Path | str, expected_rows: int | None = None) -> t
 
     Returns images (N, 28, 28) uint8 and labels remapped from 0..24 (no 9) onto 0..23.
     Raises :class:`ChecksumError` naming the file for a bad header, a wrong column or row
-    count, labels outside 0..24 or equal to 9, or pixels outside 0..255.
+    count, labels outside 0..24 or equal to 9, or pixels outside 0..255; an ``OSError``
+    naming it when it cannot be read.
     """
-    import pandas as pd
-
     path = Path(path)
+    blob = _read_or_explain(path)
     try:
-        df = pd.read_csv(path, dtype=np.int64)
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ChecksumError(f"{path}: not a readable Sign Language MNIST CSV ({exc})") from exc
-    cols = ["label"] + [f"pixel{i}" for i in range(1, 785)]
-    if list(df.columns) != cols:
-        raise ChecksumError(f"{path}: expected the {len(cols)} columns label,pixel1..pixel784, got {len(df.columns)} columns "
-                            f"starting {list(df.columns[:3])}")
-    if expected_rows is not None and len(df) != expected_rows:
-        raise ChecksumError(f"{path}: {len(df):,} rows, expected {expected_rows:,}: truncated or not the original file")
-    labels = df["label"].to_numpy()
-    bad = np.unique(labels[(labels < 0) | (labels > 24) | (labels == 9)])
-    if bad.size:
-        raise ChecksumError(f"{path}: labels {bad.tolist()} are invalid (Sign Language MNIST uses 0..24 without 9)")
-    pixels = df.iloc[:, 1:].to_numpy()
-    if pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255:
-        raise ChecksumError(f"{path}: pixel values outside 0..255")
-    remap = np.where(labels > 9, labels - 1, labels)
-    return pixels.astype(np.uint8).reshape(-1, 28, 28), remap.astype(np.int64)
+        return _parse_sign_csv(blob, str(path), expected_rows)
+    except ChecksumError as exc:
+        raise ChecksumError(f"{exc} {_READER_HINT}") from None
 
 
 # --------------------------------------------------------------------------- the dataset object
@@ -392,102 +551,361 @@ class Dataset:
             f", stand_in_for={self.stand_in_for!r})" if self.stand_in_for else ")")
 
 
-# --------------------------------------------------------------------------- finding files
-def _find_files(spec: DatasetSpec, download: bool, progress: bool) -> tuple[dict[str, Path], str, str]:
-    structural = {role: (_sign_structure(spec.expected_counts[0 if role == "train" else 1]) if spec.reader == "sign-mnist-csv" else None)
-                  for role in spec.files}
-    rejected: list[str] = []
-    for label, folder in search_dirs(spec.name):
-        if not folder.is_dir():
+# --------------------------------------------------------------------------- one look-up
+class _Search:
+    """What one look-up saw, for the warnings and for the final error message."""
+
+    def __init__(self, spec: DatasetSpec):
+        self.spec = spec
+        self.places: list[str] = []  # one line per place: what each file was there
+        self.problems: list[str] = []  # files found but not used, and why (each also warned)
+        self.tried: list[str] = []  # URLs actually tried and what each answered
+        self.off: str | None = None  # why downloading was off
+        self.downloaded = False
+        self.lock_timed_out = False  # then waiting again would only repeat it
+
+    def problem(self, message: str) -> None:
+        if message not in self.problems:  # a re-check under the lock may find the same thing again
+            self.problems.append(message)
+            _warn(message)
+
+    def error(self) -> DatasetNotFoundError:
+        spec = self.spec
+        cache = _cache_folder(spec)
+        files = ", ".join(fs.filename for fs in spec.files.values())
+        lines = [f"Dataset {spec.title!r} ({spec.name}) was not found.", f"Files needed: {files}", "Places searched:"]
+        if not os.environ.get("COURSE_DATA"):
+            lines.append("  - COURSE_DATA mirror: not searched (COURSE_DATA is not set)")
+        lines += [f"  - {p}" for p in self.places]
+        if self.problems:
+            lines.append("Files found but not used:")
+            lines += [f"  - {p}" for p in self.problems]
+        fixes = []
+        if self.off:
+            first = _download_urls(spec, next(iter(spec.files.values())))
+            how = ("call data.load() without download=False" if self.off == "download=False"
+                   else "unset COURSE_OFFLINE or set it to 0")
+            lines.append(f"Downloading was off ({self.off}), so no URL was tried; it would have used, for "
+                         f"{next(iter(spec.files.values())).filename}:")
+            lines += [f"  - {u}" for u in first]
+            fixes.append(f"turn downloading on ({how}) and load again")
+        else:
+            lines.append("URLs tried:")
+            lines += [f"  - {t}" for t in self.tried] or ["  - none"]
+            fixes.append("connect to the internet and load again, or set COURSE_DATA_URL to an HTTP mirror that "
+                         f"serves {spec.name}/<file>")
+        fixes.append(f"put verified copies of the files into $COURSE_DATA/{spec.name}/ (a local mirror; set "
+                     f"COURSE_DATA to its root) or into {cache}/")
+        fixes.append("or, in a chapter, load with stand_in=True to run on a labelled stand-in")
+        lines.append("To fix: " + "; ".join(fixes) + ".")
+        return DatasetNotFoundError("\n".join(lines))
+
+
+@dataclass
+class _Local:
+    """One file looked for in one folder."""
+
+    parsed: object = None
+    ok: bool = False
+    how: str = ""
+    bad: list = field(default_factory=list)  # (path, message): read, but failed verification
+    unreadable: list = field(default_factory=list)  # (path, message): exists, cannot be read
+
+    def status(self) -> str:
+        if self.ok:
+            return f"verified ({self.how})"
+        if self.bad:
+            return "rejected (" + ("truncated" if any(" is truncated" in m for _, m in self.bad) else "corrupted") + ")"
+        return "unreadable" if self.unreadable else "missing"
+
+
+def _candidates(folder: Path, fs: FileSpec) -> list[tuple[Path, FileSpec]]:
+    """``name.gz`` verified as pinned; an uncompressed copy ``name`` by the pinned content hash."""
+    out = [(folder / fs.filename, fs)]
+    if fs.filename.endswith(".gz") and fs.raw_sha256 is not None:
+        out.append((folder / fs.filename[:-3], FileSpec(fs.filename[:-3], fs.raw_sha256, None, None, fs.sha256_verified)))
+    return out
+
+
+def _check_local(spec: DatasetSpec, role: str, fs: FileSpec, label: str, folder: Path) -> _Local:
+    """Read and verify ``role``'s file in ``folder``; a file that vanishes meanwhile counts as missing."""
+    res = _Local()
+    for path, cfs in _candidates(folder, fs):
+        where = f"{spec.title} file {path.name} in the {label} ({path})"
+        try:
+            blob = _read_bytes(path, max_size=2 * cfs.size + (1 << 20) if cfs.size else None)
+        except (FileNotFoundError, NotADirectoryError):
             continue
-        found: dict[str, Path] = {}
+        except OSError as exc:
+            res.unreadable.append((path, f"{where} cannot be read ({type(exc).__name__}: {exc.strerror or exc})."))
+            continue
+        except ChecksumError as exc:  # far too large: not this file (and not read into memory)
+            res.bad.append((path, f"{where} is corrupted: it {exc} ({cfs.size:,} bytes)."))
+            continue
+        try:
+            res.how, res.parsed = _verify(blob, cfs, where, lambda c, w=where: _parse_role(spec, role, c, w))
+        except ChecksumError as exc:
+            res.bad.append((path, str(exc)))
+            continue
+        res.ok = True
+        return res
+    return res
+
+
+_HINTS = {
+    "COURSE_DATA mirror": ("Not used; looking elsewhere. To repair the mirror, replace the file with a good copy "
+                           "(its SHA-256 is pinned in course_utils.data.DATASETS) or delete it.",
+                           "Skipped; looking elsewhere. Make it a readable file (chmod a+r) or remove it."),
+    "system dataset folder": ("Not used; looking elsewhere. To repair it, reinstall the system package that installed "
+                              "it (Debian: apt-get install --reinstall dataset-<name>) or delete the file.",
+                              "Skipped; looking elsewhere. Make it a readable file or remove it."),
+    "user cache": ("", "Skipped; a fresh download replaces it when downloading is on. If it stays, delete it."),
+}
+
+
+# --------------------------------------------------------------------------- the user cache
+@contextlib.contextmanager
+def _cache_lock(spec: DatasetSpec, fs: FileSpec, search: _Search):
+    """Hold the cache's lock for one file. Yields True (held), False (the cache cannot be locked,
+    so it must not be changed) or None (another process held it for LOCK_TIMEOUT_S: give up)."""
+    try:
+        from filelock import FileLock, Timeout
+    except ImportError as exc:  # a dependency of course-utils (and of torch); only a broken install lacks it
+        raise ImportError("course_utils.data needs the 'filelock' package to change the user cache safely; "
+                          "install it with: pip install filelock") from exc
+
+    lock_path = cache_dir() / "data" / ".locks" / f"{spec.name}--{fs.filename}.lock"
+    lock = None
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(lock_path), timeout=LOCK_TIMEOUT_S)
+        lock.acquire()
+        state = True
+    except Timeout:
+        lock, state = None, None
+        search.problem(f"{spec.title} file {fs.filename}: waited {LOCK_TIMEOUT_S} s for the user cache's lock "
+                       f"({lock_path}); another process (a notebook, a train.py run or a test worker) has been "
+                       "fetching it all that time. Wait for it to finish, then load again.")
+    except OSError as exc:
+        lock, state = None, False
+        search.problem(f"{spec.title} file {fs.filename}: the user cache cannot be locked ({lock_path}: {exc}), so "
+                       "it is left unchanged. Set COURSE_CACHE to a writable folder.")
+    try:
+        yield state
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _install(dest: Path, blob: bytes) -> None:
+    """Write ``blob`` to ``dest`` atomically: a temporary file beside it, fsync, ``os.replace``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(dest.parent)
+
+
+def _sweep_parts(dest: Path) -> None:
+    """Remove temporary files a killed process left for ``dest`` (call only while holding its lock)."""
+    with contextlib.suppress(OSError):
+        for part in dest.parent.glob(f".{dest.name}.*.part"):
+            with contextlib.suppress(OSError):
+                part.unlink()
+
+
+class _ShortDownload(OSError):
+    pass
+
+
+def _download(url: str, fs: FileSpec, progress: bool) -> bytes:
+    """Receive ``url`` into memory with a progress bar; raises when fewer bytes arrive than announced."""
+    from tqdm.auto import tqdm
+
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
+        length = resp.headers.get("Content-Length")
+        total = int(length) if length and length.strip().isdigit() else None
+        buf = io.BytesIO()
+        with tqdm(total=total or fs.size, unit="B", unit_scale=True, desc=fs.filename,
+                  disable=not progress, leave=False) as bar:
+            for block in iter(lambda: resp.read(CHUNK), b""):
+                buf.write(block)
+                bar.update(len(block))
+    blob = buf.getvalue()
+    if total is not None and len(blob) != total:
+        raise _ShortDownload(f"received {len(blob):,} of the {total:,} bytes announced")
+    return blob
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return f"cannot connect ({exc.reason})"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {DOWNLOAD_TIMEOUT_S} s"
+    if isinstance(exc, http.client.HTTPException):
+        return f"the connection broke off ({type(exc).__name__}: {exc})"
+    if isinstance(exc, ValueError):
+        return f"not a valid URL ({exc}); check COURSE_DATA_URL and the registry"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _fetch(spec: DatasetSpec, role: str, fs: FileSpec, search: _Search, progress: bool):
+    """Download ``role``'s file from each URL in turn until one verifies: ``(blob, parsed, url)`` or None."""
+    for url in _download_urls(spec, fs):
+        where = f"{spec.title} file {fs.filename} downloaded from {url}"
+        try:
+            blob = _download(url, fs, progress)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            search.tried.append(f"{url}: {_why(exc)}")
+            continue
+        try:
+            how, parsed = _verify(blob, fs, where, lambda c, w=where: _parse_role(spec, role, c, w))
+        except ChecksumError as exc:
+            search.tried.append(f"{url}: downloaded, but failed verification")
+            search.problem(f"{exc} Not used: failed verification; trying the next URL, if any.")
+            continue
+        search.tried.append(f"{url}: downloaded and verified ({how})")
+        return blob, parsed, url
+    return None
+
+
+def _repair_cache(spec: DatasetSpec, role: str, fs: FileSpec, search: _Search, fetch: bool, progress: bool = False):
+    """Under the file's lock: check the cache again (another process may have repaired it), delete a
+    damaged copy and, with ``fetch``, download, verify and install a fresh one. Returns the parsed
+    content or None."""
+    folder = _cache_folder(spec)
+    dest = folder / fs.filename
+    with _cache_lock(spec, fs, search) as locked:
+        if locked is None:
+            search.lock_timed_out = True
+            return None
+        res = _check_local(spec, role, fs, "user cache", folder)
+        if res.ok:
+            return res.parsed
+        for path, message in res.bad:
+            if not locked:
+                search.problem(f"{message} Not used, and not deleted: the user cache could not be locked.")
+                continue
+            try:
+                path.unlink(missing_ok=True)
+                search.problem(f"{message} Deleted the cached copy; it will be fetched again.")
+            except OSError as exc:
+                search.problem(f"{message} Not used; it could not be deleted ({exc}): delete it by hand.")
+        for _, message in res.unreadable:
+            search.problem(f"{message} {_HINTS['user cache'][1]}")
+        if locked:
+            _sweep_parts(dest)
+        if not fetch:
+            return None
+        got = _fetch(spec, role, fs, search, progress)
+        if got is None:
+            return None
+        blob, parsed, url = got
+        search.downloaded = True
+        if locked:
+            try:
+                _install(dest, blob)
+            except OSError as exc:
+                search.problem(f"{spec.title} file {fs.filename}, downloaded from {url}, is verified and used, but "
+                               f"could not be saved into the user cache as {dest} ({type(exc).__name__}: {exc}); it "
+                               "will be downloaded again next time. Remove whatever is in the way, or set "
+                               "COURSE_CACHE to a writable folder.")
+        return parsed
+
+
+# --------------------------------------------------------------------------- finding files
+def _find(spec: DatasetSpec, download: bool, progress: bool) -> tuple[dict[str, object], str, str]:
+    """Verified, parsed content for every file of ``spec``: ``(values by role, source label, location)``."""
+    search = _Search(spec)
+    cache = _cache_folder(spec)
+    from_cache: dict[str, object] = {}
+    for label, folder in search_dirs(spec.name):
+        is_cache = folder == cache
+        try:
+            exists = folder.is_dir()
+        except OSError as exc:
+            search.problem(f"{spec.title}: the {label} ({folder}) cannot be searched ({exc}). Skipped; looking "
+                           "elsewhere. Make the folder readable.")
+            search.places.append(f"{label}: {folder} (cannot be searched)")
+            continue
+        if not exists:
+            search.places.append(f"{label}: {folder} (no such folder)")
+            continue
+        found: dict[str, object] = {}
+        status = []
         for role, fs in spec.files.items():
-            candidates = [folder / fs.filename]
-            if fs.filename.endswith(".gz"):
-                candidates.append(folder / fs.filename[:-3])  # an uncompressed copy verifies by raw_sha256
-            for path in candidates:
-                if not path.is_file():
-                    continue
-                try:
-                    _verify(path, fs if path.suffix == ".gz" or not fs.filename.endswith(".gz") else
-                            FileSpec(path.name, fs.raw_sha256, sha256_verified=fs.sha256_verified), structural[role])
-                except ChecksumError as exc:
-                    rejected.append(str(exc))
-                    if label == "user cache":
-                        warnings.warn(f"{exc} Deleting the cached copy; it will be fetched again.", stacklevel=3)
-                        path.unlink()
-                    else:
-                        warnings.warn(f"{exc} Not used; looking elsewhere.", stacklevel=3)
-                    continue
-                found[role] = path
-                break
+            res = _check_local(spec, role, fs, label, folder)
+            if is_cache and res.bad:  # a damaged cached copy: re-checked and deleted under the lock
+                repaired = _repair_cache(spec, role, fs, search, fetch=False)
+                if repaired is not None:
+                    res = _Local(parsed=repaired, ok=True, how="after another process repaired it")
+            else:
+                hint_bad, hint_unreadable = _HINTS[label]
+                for _, message in res.bad:
+                    search.problem(f"{message} {hint_bad}")
+                for _, message in res.unreadable:
+                    search.problem(f"{message} {hint_unreadable}")
+            if res.ok:
+                found[role] = res.parsed
+            status.append(f"{fs.filename} {res.status()}")
+        search.places.append(f"{label}: {folder}: " + ", ".join(status))
+        if is_cache:
+            from_cache = found
         if len(found) == len(spec.files):
             return found, label, str(folder)
-        # A folder with some but not all files: those files may still be completed by a download into the cache.
+        # A folder with some but not all files: a download into the cache may complete them.
 
-    cache = cache_dir() / "data" / spec.name
-    errors: list[str] = []
-    if download and os.environ.get("COURSE_OFFLINE") != "1":
-        found = {}
-        for role, fs in spec.files.items():
-            dest = cache / fs.filename
-            if dest.is_file():
-                try:
-                    _verify(dest, fs, structural[role])
-                    found[role] = dest
-                    continue
-                except ChecksumError as exc:
-                    warnings.warn(f"{exc} Deleting the cached copy; it will be fetched again.", stacklevel=3)
-                    dest.unlink()
-            for base in spec.urls:
-                url = base + fs.filename
-                try:
-                    _download(url, dest, fs, structural[role], progress)
-                    found[role] = dest
-                    break
-                except ChecksumError as exc:
-                    errors.append(f"{url}: downloaded, but failed verification: {exc}")
-                except (urllib.error.URLError, OSError, TimeoutError) as exc:
-                    errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
-            if role not in found:
-                break
-        if len(found) == len(spec.files):
-            return found, "download", str(cache)
-    elif not download:
-        errors.append("downloading was not allowed (download=False)")
-    else:
-        errors.append("downloading was skipped (COURSE_OFFLINE=1)")
-
-    searched = "\n".join(f"  - {label}: {folder}" for label, folder in search_dirs(spec.name))
-    files = ", ".join(fs.filename for fs in spec.files.values())
-    urls = "\n".join(f"  - {base}<file>" for base in spec.urls)
-    msg = (f"Dataset {spec.title!r} ({spec.name}) was not found.\n"
-           f"Files needed: {files}\nPlaces searched:\n{searched}\nURLs tried:\n{urls}\n")
-    if rejected:
-        msg += "Files found but rejected:\n" + "\n".join(f"  - {r}" for r in rejected) + "\n"
-    if errors:
-        msg += "Download attempts:\n" + "\n".join(f"  - {e}" for e in errors) + "\n"
-    msg += ("To fix: put the files in $COURSE_DATA/" + spec.name + "/ (a local mirror) or in " + str(cache) +
-            ", or connect to the internet and load again.")
-    raise DatasetNotFoundError(msg)
+    search.off = _downloads_off(download)
+    if search.off or search.lock_timed_out:
+        raise search.error()
+    values = dict(from_cache)
+    for role, fs in spec.files.items():
+        if role in values:
+            continue
+        parsed = _repair_cache(spec, role, fs, search, fetch=True, progress=progress)
+        if parsed is None:
+            raise search.error()
+        values[role] = parsed
+    return values, ("download" if search.downloaded else "user cache"), str(cache)
 
 
-def _read(spec: DatasetSpec, paths: dict[str, Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _assemble(spec: DatasetSpec, values: dict[str, object], where: str):
     if spec.reader == "idx":
-        X_train = read_idx(paths["train_images"], 0x803)
-        y_train = read_idx(paths["train_labels"], 0x801).astype(np.int64)
-        X_test = read_idx(paths["test_images"], 0x803)
-        y_test = read_idx(paths["test_labels"], 0x801).astype(np.int64)
+        X_train, y_train = values["train_images"], values["train_labels"]
+        X_test, y_test = values["test_images"], values["test_labels"]
     else:
-        X_train, y_train = read_sign_mnist_csv(paths["train"])
-        X_test, y_test = read_sign_mnist_csv(paths["test"])
-    for split, X, y, n in (("train", X_train, y_train, spec.expected_counts[0]), ("test", X_test, y_test, spec.expected_counts[1])):
-        if len(X) != len(y):
-            raise ChecksumError(f"{spec.title} {split}: {len(X)} images but {len(y)} labels")
-        if X.shape[1:] != (28, 28):
-            raise ChecksumError(f"{spec.title} {split}: images of shape {X.shape[1:]}, expected (28, 28)")
-        if y.size and (y.min() < 0 or y.max() >= len(spec.classes)):
-            raise ChecksumError(f"{spec.title} {split}: labels outside 0..{len(spec.classes) - 1}")
+        X_train, y_train = values["train"]
+        X_test, y_test = values["test"]
+    for split, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
+        if len(X) != len(y):  # each file's count is checked against the registry, so this is a registry bug
+            raise ChecksumError(f"{spec.title} ({spec.name}), {split} split from {where}: {len(X)} images but "
+                                f"{len(y)} labels. The registry entry is inconsistent; report it as a bug.")
     return X_train, y_train, X_test, y_test
 
 
@@ -509,13 +927,18 @@ def _digits_stand_in(stand_in_for: str) -> Dataset:
 def load(name: str, *, stand_in: bool = False, download: bool = True, progress: bool = True) -> Dataset:
     """Load dataset ``name`` ('fashion-mnist', 'mnist' or 'sign-mnist') as uint8 images and int64 labels.
 
+    Looks in the places listed in the module docstring and returns the first complete, verified
+    copy; safe to call from several processes at once. Raises :class:`DatasetNotFoundError` when
+    none is found (``download=False`` or ``COURSE_OFFLINE=1`` skip the download), ``ValueError``
+    for an unknown name. Skipped, deleted or unsaved files are reported as :class:`DataWarning`.
+
     With ``stand_in=True``, a dataset that cannot be found or downloaded is replaced by
     Fashion-MNIST (if reachable, and if it is not the dataset asked for), else scikit-learn's
     digits; the result's ``stand_in_for`` names what it replaces and ``note()`` says so.
     """
     spec = _spec(name)
     try:
-        paths, source, location = _find_files(spec, download=download, progress=progress)
+        values, source, location = _find(spec, download=download, progress=progress)
     except DatasetNotFoundError:
         if not stand_in:
             raise
@@ -527,7 +950,7 @@ def load(name: str, *, stand_in: bool = False, download: bool = True, progress: 
             except DatasetNotFoundError:
                 pass
         return _digits_stand_in(spec.name)
-    X_train, y_train, X_test, y_test = _read(spec, paths)
+    X_train, y_train, X_test, y_test = _assemble(spec, values, location)
     return Dataset(spec.name, spec.title, X_train, y_train, X_test, y_test, list(spec.classes),
                    source=source, location=location, info={"license": spec.license, "citation": spec.citation})
 
@@ -537,7 +960,7 @@ def train_val_split(X, y, val_fraction: float = 0.1, seed: int = 0):
     from sklearn.model_selection import train_test_split
 
     if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}; pass the share to hold out, e.g. 0.1")
     if len(X) != len(y):
-        raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
+        raise ValueError(f"X has {len(X)} samples but y has {len(y)}; pass images and labels of the same split")
     return train_test_split(X, y, test_size=val_fraction, random_state=seed, stratify=y)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -18,60 +16,7 @@ import pytest
 from course_utils import data
 
 
-# --------------------------------------------------------------------------- helpers
-def idx_bytes(arr: np.ndarray) -> bytes:
-    magic = 0x0800 | arr.ndim
-    return struct.pack(">I", magic) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.astype(np.uint8).tobytes()
-
-
-def gz(raw: bytes, mtime: int = 0, name: str | None = None) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename=name or "", mode="wb", fileobj=buf, mtime=mtime) as f:
-        f.write(raw)
-    return buf.getvalue()
-
-
-def sha(b: bytes) -> str:
-    return hashlib.sha256(b).hexdigest()
-
-
-@pytest.fixture
-def tiny_idx(tmp_path, monkeypatch):
-    """A 3-class IDX dataset named 'fashion-mnist' in the registry, with its files in tmp_path/source."""
-    rng = np.random.default_rng(0)
-    arrays = {
-        "train_images": rng.integers(0, 256, (30, 28, 28), dtype=np.uint8),
-        "train_labels": np.repeat(np.arange(3), 10).astype(np.uint8),
-        "test_images": rng.integers(0, 256, (9, 28, 28), dtype=np.uint8),
-        "test_labels": np.repeat(np.arange(3), 3).astype(np.uint8),
-    }
-    names = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
-             "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz"}
-    src = tmp_path / "source"
-    src.mkdir()
-    files = {}
-    for role, arr in arrays.items():
-        raw = idx_bytes(arr)
-        packed = gz(raw, mtime=1504176606, name=names[role][:-3])
-        (src / names[role]).write_bytes(packed)
-        files[role] = data.FileSpec(names[role], sha(packed), sha(raw), len(packed))
-    spec = dataclasses.replace(data.DATASETS["fashion-mnist"], files=files, urls=(src.as_uri() + "/",),
-                               classes=("a", "b", "c"), expected_counts=(30, 9))
-    monkeypatch.setitem(data.DATASETS, "fashion-mnist", spec)
-    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("COURSE_DATA", raising=False)
-    monkeypatch.delenv("COURSE_OFFLINE", raising=False)
-    monkeypatch.setattr(data, "SYSTEM_DIRS", (tmp_path / "system",))
-    return {"src": src, "arrays": arrays, "names": names, "spec": spec, "tmp": tmp_path}
-
-
-def copy_to(src: Path, dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for f in src.iterdir():
-        (dest / f.name).write_bytes(f.read_bytes())
-    return dest
+from test_data_support import closed_port_url, copy_to, gz, idx_bytes, sha, tiny_idx  # noqa: F401  (tiny_idx is a fixture)
 
 
 # --------------------------------------------------------------------------- registry and names
@@ -155,8 +100,10 @@ def test_corrupted_download_is_rejected_and_never_renamed_into_place(tiny_idx):
     blob[100] ^= 0xFF
     (bad / name).write_bytes(bytes(blob))
     data.DATASETS["fashion-mnist"] = dataclasses.replace(tiny_idx["spec"], urls=(bad.as_uri() + "/",))
-    with pytest.raises(data.DatasetNotFoundError) as err:
-        data.load("fashion-mnist", progress=False)
+    with pytest.warns(data.DataWarning, match=r"train-images-idx3-ubyte\.gz downloaded from file://.* is corrupted "
+                      r"\(SHA-256 mismatch.*Not used: failed verification; trying the next URL"):
+        with pytest.raises(data.DatasetNotFoundError) as err:
+            data.load("fashion-mnist", progress=False)
     msg = str(err.value)
     assert "failed verification" in msg and name in msg and "SHA-256 mismatch" in msg
     cache = tiny_idx["tmp"] / "cache" / "data" / "fashion-mnist"
@@ -170,7 +117,8 @@ def test_second_url_used_when_first_is_corrupt(tiny_idx):
     for f in bad.iterdir():
         f.write_bytes(f.read_bytes()[:50])  # truncated everywhere
     data.DATASETS["fashion-mnist"] = dataclasses.replace(tiny_idx["spec"], urls=(bad.as_uri() + "/", tiny_idx["src"].as_uri() + "/"))
-    ds = data.load("fashion-mnist", progress=False)
+    with pytest.warns(data.DataWarning, match=r"is truncated \(SHA-256 mismatch.*trying the next URL"):
+        ds = data.load("fashion-mnist", progress=False)
     np.testing.assert_array_equal(ds.X_train, tiny_idx["arrays"]["train_images"])
 
 
@@ -223,19 +171,20 @@ def test_read_idx_detects_truncation_and_bad_magic(tmp_path):
         data.read_idx(good, 0x801)
     broken_gz = tmp_path / "x.idx.gz"
     broken_gz.write_bytes(gz(idx_bytes(arr))[:-30])
-    with pytest.raises(data.ChecksumError, match=r"x\.idx\.gz.*corrupted or truncated"):
+    with pytest.raises(data.ChecksumError, match=r"x\.idx\.gz is truncated: its gzip stream ends"):
         data.read_idx(broken_gz)
 
 
 # --------------------------------------------------------------------------- offline
 def test_offline_error_names_dataset_files_places_and_urls(tiny_idx, monkeypatch):
-    data.DATASETS["fashion-mnist"] = dataclasses.replace(tiny_idx["spec"], urls=("http://nonexistent.invalid/fm/",))
+    nowhere = closed_port_url() + "fm/"  # nothing listens there: connection refused, no network used
+    data.DATASETS["fashion-mnist"] = dataclasses.replace(tiny_idx["spec"], urls=(nowhere,))
     monkeypatch.setenv("COURSE_DATA", str(tiny_idx["tmp"] / "empty-mirror"))
     with pytest.raises(data.DatasetNotFoundError) as err:
         data.load("fashion-mnist", progress=False)
     msg = str(err.value)
     for needle in ("Fashion-MNIST", "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "COURSE_DATA mirror",
-                   "user cache", "system dataset folder", "http://nonexistent.invalid/fm/", "To fix"):
+                   "user cache", "system dataset folder", nowhere + "train-images-idx3-ubyte.gz", "To fix"):
         assert needle in msg, needle
 
 
@@ -348,8 +297,9 @@ def test_sign_mnist_unverified_hash_mismatch_warns_but_uses_valid_file(tiny_sign
     assert len(ds.y_train) == 6
     crlf.write_bytes(b"label,pixel1\n1,2\n")
     (tiny_sign["tmp"] / "cache" / "data" / "sign-mnist" / "sign_mnist_train.csv").unlink()
-    with pytest.raises(data.DatasetNotFoundError, match="failed verification"):
-        data.load("sign-mnist", progress=False)
+    with pytest.warns(data.DataWarning, match=r"sign_mnist_train\.csv downloaded from .*expected the 785 columns"):
+        with pytest.raises(data.DatasetNotFoundError, match="failed verification"):
+            data.load("sign-mnist", progress=False)
 
 
 # --------------------------------------------------------------------------- split helper
