@@ -102,6 +102,9 @@ def test_every_notebook_is_in_the_table_of_contents():
 def test_execution_statistics_page_is_current():
     page = dev.STATS_PAGE.read_text()
     assert dev.stats_table() in page, "book/execution-statistics.md is stale: run `python3 dev.py stats`"
+    intro = dev.INTRO_PAGE.read_text()
+    assert dev.intro_with_data(intro) == intro, (
+        "the intro's table says other data than the chapters last ran on: run `python3 dev.py stats`")
 
 
 def test_colab_launch_button_configured_for_main():
