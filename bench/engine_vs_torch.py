@@ -42,7 +42,7 @@ def load_data(n: int | None):
     try:
         ds = data.load("fashion-mnist", download=False, progress=False)
         X, y, label = ds.X_train, ds.y_train, "Fashion-MNIST train split"
-    except data.DatasetNotFoundError:
+    except (data.DatasetNotFoundError, data.ChecksumError):
         rng = np.random.default_rng(0)
         X = rng.integers(0, 256, size=(60000, 28, 28), dtype=np.uint8)
         y = rng.integers(0, 10, size=60000)
@@ -71,15 +71,15 @@ def matmul_peak(repeats: int = 7) -> dict:
 
 
 def shape_gflops(batch: int, repeats: int = 20) -> float:
-    """GFLOP/s of numpy for the first layer's forward product at this batch size (X @ A.T)."""
+    """GFLOP/s of numpy for the first layer's forward product at this batch size (X @ W.T)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, SIZES[0])).astype(np.float32)
-    A = rng.standard_normal((SIZES[1], SIZES[0])).astype(np.float32)
+    W = rng.standard_normal((SIZES[1], SIZES[0])).astype(np.float32)
     reps = max(1, 200_000 // batch)
 
     def f():
         for _ in range(reps):
-            x @ A.T
+            x @ W.T
 
     f()
     best = min(_timed(f) for _ in range(3))
@@ -112,10 +112,10 @@ def torch_epoch(X, y, batch_size: int, weights, seed: int = 0):
     from torch import nn
 
     layers = []
-    for i, (A, b) in enumerate(weights):
-        lin = nn.Linear(A.shape[1], A.shape[0])
+    for i, (W, b) in enumerate(weights):
+        lin = nn.Linear(W.shape[1], W.shape[0])
         with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(A))
+            lin.weight.copy_(torch.from_numpy(W))
             lin.bias.copy_(torch.from_numpy(b))
         layers.append(lin)
         if i < len(weights) - 1:
@@ -150,13 +150,24 @@ def profile_engine(X, y, batch_size: int, top: int = 18) -> str:
     return buf.getvalue()
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a positive integer, or a usage error naming the value (never a traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 1024])
-    p.add_argument("--repeats", type=int, default=3, help="epochs timed per side and batch size (best is kept)")
-    p.add_argument("--examples", type=int, default=None, help="use only the first N training examples")
+    p.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[64, 1024])
+    p.add_argument("--repeats", type=positive_int, default=3, help="epochs timed per side and batch size (best is kept)")
+    p.add_argument("--examples", type=positive_int, default=None, help="use only the first N training examples")
     p.add_argument("--profile", action="store_true", help="also profile one engine epoch at the first batch size")
-    p.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="BLAS and torch threads (default 1)")
     args = p.parse_args(argv)
 
     import torch

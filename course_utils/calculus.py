@@ -11,14 +11,21 @@ Conventions (numerator layout, used throughout the book)
   the same as :func:`course_utils.checks.numerical_jacobian` and
   ``torch.autograd.functional.jacobian`` return. Example: ``d(x x^T)/dx`` has
   shape ``(n, n, n)``.
-* Batches are rows (as in PyTorch): :func:`linear` computes ``Y = X A^T + b``
-  for ``X`` of shape ``(B, N)`` and ``A`` of shape ``(M, N)``.
+* Batches are rows (as in PyTorch): :func:`linear` computes ``Y = X W^T + b``
+  for ``X`` of shape ``(B, N)`` and a layer's weight matrix ``W`` of shape ``(M, N)``.
+  The layer functions (``tanh_layer*``, ``linear*``) call a layer's weights ``W`` and
+  its bias ``b``, as the rest of the book does; ``b=None`` means a layer without bias.
 
-Every function whose name ends in ``_jacobian`` returns the Jacobian in that
-layout as a float64 NumPy array. The forward functions (``sin_cos``, ``dot``,
-``outer``, ``gaussian_exp``, ``trace_outer``, ``tanh_layer``, ``linear``) accept
-NumPy arrays *or* ``torch.Tensor`` inputs, so the same code is differentiated by
-finite differences and by ``torch.autograd`` in the chapter and in the tests.
+Every function whose name ends in ``_jacobian`` (or ``_jacobians``, ``_vjp``,
+``_chain``) returns NumPy float64 arrays; it accepts any real array-like, including
+a ``torch.Tensor`` (its values are used, on the CPU). The forward functions
+(``sin_cos``, ``dot``, ``outer``, ``gaussian_exp``, ``trace_outer``, ``tanh_layer``,
+``linear``) accept NumPy arrays *or* ``torch.Tensor`` inputs, in any argument: when
+one argument is a tensor the others become tensors of its float dtype and device, so
+that the same code is differentiated by finite differences and by ``torch.autograd``
+in the chapter and in the tests (integer tensors compute in float64). NumPy inputs
+may be integers; they are computed in float64. NaN or infinity in a NumPy input
+raises a ``ValueError``.
 """
 from __future__ import annotations
 
@@ -56,31 +63,53 @@ def _is_torch(*xs) -> bool:
 
 
 def _common(*xs):
-    """If any input is a torch.Tensor, turn the others into tensors of its dtype (so autograd sees them)."""
+    """If any input is a torch.Tensor, turn the others into tensors too (so autograd sees them).
+
+    All get the tensors' promoted dtype (float64 when that is not a float type) and the
+    first tensor's device; ``None`` (an absent bias) stays ``None``.
+    """
     if not _is_torch(*xs):
         return xs
     import torch
 
-    ref = next(x for x in xs if isinstance(x, torch.Tensor))
-    return tuple(torch.as_tensor(x, dtype=ref.dtype, device=ref.device) for x in xs)
+    tensors = [x for x in xs if isinstance(x, torch.Tensor)]
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    if not dtype.is_floating_point:
+        dtype = torch.float64
+    device = tensors[0].device
+    return tuple(None if x is None else torch.as_tensor(x, dtype=dtype, device=device) for x in xs)
 
 
 def _shape(x) -> tuple:
     return tuple(getattr(x, "shape", np.shape(x)))
 
 
+_KINDS = {0: "a scalar", 1: "a 1-D vector", 2: "a 2-D matrix"}
+
+
 def _array(x, name: str, ndim: int, *, allow_torch: bool = False):
-    """Check ``x`` has ``ndim`` dimensions and finite values; return float64 numpy (or the tensor)."""
-    if allow_torch and _is_torch(x):
+    """Check ``x`` has ``ndim`` dimensions and finite real values; return float64 numpy (or the tensor).
+
+    With ``allow_torch`` a tensor is returned as it is (autograd must see it); without, a
+    tensor's values are used (detached, on the CPU).
+    """
+    kind = _KINDS.get(ndim, f"{ndim}-D")
+    if _is_torch(x):
         if x.ndim != ndim:
-            raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(x.shape)}")
-        return x
+            raise ValueError(f"{name} must be {kind}, got a tensor of shape {tuple(x.shape)}")
+        if allow_torch:
+            return x
+        x = x.detach().cpu().numpy()
     try:
-        arr = np.asarray(x, dtype=np.float64)
+        arr = np.asarray(x)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}") from exc
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a numeric array of real numbers, got {type(x).__name__} of dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
     if arr.ndim != ndim:
-        kind = {0: "a scalar", 1: "a 1-D vector", 2: "a 2-D matrix"}.get(ndim, f"{ndim}-D")
         raise ValueError(f"{name} must be {kind}, got shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains non-finite values (nan or inf)")
@@ -157,6 +186,8 @@ def _gaussian_args(x, mu, S, allow_torch: bool = False):
     S = _array(S, "S", 2, allow_torch=allow_torch)
     _same_length(x, mu, "x", "mu")
     d = _shape(x)[0]
+    if d == 0:
+        raise ValueError("x and mu are empty (length 0); the Gaussian needs x in R^D with D >= 1")
     if _shape(S) != (d, d):
         raise ValueError(f"S must be a square {d} x {d} matrix to match x in R^{d}, got shape {_shape(S)}")
     if not _is_torch(S):
@@ -212,15 +243,19 @@ def gaussian_exp_jacobian_symmetric(x, mu, S) -> np.ndarray:
 
 # --------------------------------------------------------------------------- f(x) = tr(x x^T + sigma^2 I)
 def trace_outer(x, sigma):
-    """f(x) = tr(x x^T + sigma^2 I) = x^T x + n sigma^2 for x in R^n."""
+    """f(x) = tr(x x^T + sigma^2 I) = x^T x + n sigma^2 for x in R^n and a scalar sigma.
+
+    Either argument may be a tensor (then so is the result, differentiable in both).
+    """
     x = _array(x, "x", 1, allow_torch=True)
-    sigma = float(_array(sigma, "sigma", 0))
+    sigma = _array(sigma, "sigma", 0, allow_torch=True)
     n = _shape(x)[0]
-    if _is_torch(x):
+    if _is_torch(x, sigma):
         import torch
 
-        return torch.trace(torch.outer(x, x) + sigma**2 * torch.eye(n, dtype=x.dtype))
-    return np.trace(np.outer(x, x) + sigma**2 * np.eye(n))
+        x, sigma = _common(x, sigma)
+        return torch.trace(torch.outer(x, x) + sigma**2 * torch.eye(n, dtype=x.dtype, device=x.device))
+    return np.trace(np.outer(x, x) + float(sigma) ** 2 * np.eye(n))
 
 
 def trace_outer_jacobian(x) -> np.ndarray:
@@ -229,97 +264,108 @@ def trace_outer_jacobian(x) -> np.ndarray:
     return 2.0 * x[None, :]
 
 
-# --------------------------------------------------------------------------- f(x) = tanh(A x + b)
-def _tanh_args(x, A, b, allow_torch: bool = False):
+# --------------------------------------------------------------------------- f(x) = tanh(W x + b)
+def _tanh_args(x, W, b, allow_torch: bool = False):
     x = _array(x, "x", 1, allow_torch=allow_torch)
-    A = _array(A, "A", 2, allow_torch=allow_torch)
-    b = _array(b, "b", 1, allow_torch=allow_torch)
-    M, N = _shape(A)
+    W = _array(W, "W", 2, allow_torch=allow_torch)
+    M, N = _shape(W)
     if _shape(x) != (N,):
-        raise ValueError(f"x must have length N = {N} (the number of columns of A, shape {(M, N)}), got shape {_shape(x)}")
-    if _shape(b) != (M,):
-        raise ValueError(f"b must have length M = {M} (the number of rows of A, shape {(M, N)}), got shape {_shape(b)}")
-    return x, A, b
+        raise ValueError(f"x must have length N = {N} (the number of columns of W, shape {(M, N)}), got shape {_shape(x)}")
+    if b is not None:
+        b = _array(b, "b", 1, allow_torch=allow_torch)
+        if _shape(b) != (M,):
+            raise ValueError(f"b must have length M = {M} (the number of rows of W, shape {(M, N)}), got shape {_shape(b)}")
+    return x, W, b
 
 
-def tanh_layer(x, A, b):
-    """f(x) = tanh(A x + b) for A in R^{M x N}, x in R^N, b in R^M (a vector in R^M)."""
-    x, A, b = _common(*_tanh_args(x, A, b, allow_torch=True))
-    if _is_torch(x, A, b):
+def _preactivation(x, W, b):
+    z = W @ x
+    return z if b is None else z + b
+
+
+def tanh_layer(x, W, b=None):
+    """f(x) = tanh(W x + b) for W in R^{M x N}, x in R^N, b in R^M (a vector in R^M); ``b=None``: no bias."""
+    x, W, b = _common(*_tanh_args(x, W, b, allow_torch=True))
+    if _is_torch(x, W, b):
         import torch
 
-        return torch.tanh(A @ x + b)
-    return np.tanh(A @ x + b)
+        return torch.tanh(_preactivation(x, W, b))
+    return np.tanh(_preactivation(x, W, b))
 
 
-def tanh_layer_jacobian(x, A, b) -> np.ndarray:
-    """d tanh(A x + b)/dx = diag(1 - tanh^2(A x + b)) A, an M x N matrix."""
-    x, A, b = _tanh_args(x, A, b)
-    t = np.tanh(A @ x + b)
-    return (1.0 - t**2)[:, None] * A  # row i of A scaled by 1 - t_i^2: diag(...) @ A without the diag
+def tanh_layer_jacobian(x, W, b=None) -> np.ndarray:
+    """d tanh(W x + b)/dx = diag(1 - tanh^2(W x + b)) W, an M x N matrix; ``b=None``: no bias."""
+    x, W, b = _tanh_args(x, W, b)
+    t = np.tanh(_preactivation(x, W, b))
+    return (1.0 - t**2)[:, None] * W  # row i of W scaled by 1 - t_i^2: diag(...) @ W without the diag
 
 
-def tanh_layer_vjp(x, A, b, v) -> np.ndarray:
-    """The vector-Jacobian product v^T (d f/dx) = (v * (1 - tanh^2(A x + b)))^T A, length N.
+def tanh_layer_vjp(x, W, b, v) -> np.ndarray:
+    """The vector-Jacobian product v^T (d f/dx) = (v * (1 - tanh^2(W x + b)))^T W, length N.
 
     O(M N) work and O(M + N) extra memory: the M x N Jacobian is never formed.
+    ``b=None``: a layer without bias.
     """
-    x, A, b = _tanh_args(x, A, b)
+    x, W, b = _tanh_args(x, W, b)
     v = _array(v, "v", 1)
-    if v.shape != (A.shape[0],):
-        raise ValueError(f"v must have length M = {A.shape[0]} (one entry per output of the layer), got shape {v.shape}")
-    t = np.tanh(A @ x + b)
-    return (v * (1.0 - t**2)) @ A
+    if v.shape != (W.shape[0],):
+        raise ValueError(f"v must have length M = {W.shape[0]} (one entry per output of the layer), got shape {v.shape}")
+    t = np.tanh(_preactivation(x, W, b))
+    return (v * (1.0 - t**2)) @ W
 
 
 # --------------------------------------------------------------------------- Linear (rows layout), chapter 1's node
-def _linear_args(X, A, b, allow_torch: bool = False):
+def _linear_args(X, W, b, allow_torch: bool = False):
     X = _array(X, "X", 2, allow_torch=allow_torch)
-    A = _array(A, "A", 2, allow_torch=allow_torch)
-    M, N = _shape(A)
+    W = _array(W, "W", 2, allow_torch=allow_torch)
+    M, N = _shape(W)
     if _shape(X)[1] != N:
         raise ValueError(
-            f"X must have N = {N} columns (samples are rows; A has shape {(M, N)} = (outputs, inputs)), got shape {_shape(X)}"
+            f"X must have N = {N} columns (samples are rows; W has shape {(M, N)} = (outputs, inputs)), got shape {_shape(X)}"
         )
     if b is not None:
         b = _array(b, "b", 1, allow_torch=allow_torch)
         if _shape(b) != (M,):
-            raise ValueError(f"b must have length M = {M} (the number of rows of A), got shape {_shape(b)}")
-    return X, A, b
+            raise ValueError(f"b must have length M = {M} (the number of rows of W), got shape {_shape(b)}")
+    return X, W, b
 
 
-def linear(X, A, b):
-    """Y = X A^T + b: a batch X of shape (B, N) (samples are rows), A of shape (M, N), b of shape (M,)."""
-    X, A, b = _common(*_linear_args(X, A, b, allow_torch=True))
-    return X @ A.T + b
+def linear(X, W, b=None):
+    """Y = X W^T + b: a batch X of shape (B, N) (samples are rows), W of shape (M, N), b of shape (M,).
+
+    ``b=None``: a layer without bias, Y = X W^T.
+    """
+    X, W, b = _common(*_linear_args(X, W, b, allow_torch=True))
+    Y = X @ W.T
+    return Y if b is None else Y + b
 
 
-def linear_jacobians(X, A) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The full Jacobians of Y = X A^T + b (they do not depend on b).
+def linear_jacobians(X, W) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The full Jacobians of Y = X W^T + b (they do not depend on b).
 
-    Returns ``(dY_dX, dY_dA, dY_db)`` of shapes ``(B, M, B, N)``, ``(B, M, M, N)`` and
+    Returns ``(dY_dX, dY_dW, dY_db)`` of shapes ``(B, M, B, N)``, ``(B, M, M, N)`` and
     ``(B, M, M)``:
-    ``dY_dX[p, i, q, j] = delta_pq A[i, j]``, ``dY_dA[p, i, k, j] = delta_ik X[p, j]``,
+    ``dY_dX[p, i, q, j] = delta_pq W[i, j]``, ``dY_dW[p, i, k, j] = delta_ik X[p, j]``,
     ``dY_db[p, i, k] = delta_ik``. Mostly zeros: chapter 2 forms them only to show
     that the backward pass never needs to.
     """
-    X, A, _ = _linear_args(X, A, None)
+    X, W, _ = _linear_args(X, W, None)
     B, _ = X.shape
-    M, _ = A.shape
-    dY_dX = np.einsum("pq,ij->piqj", np.eye(B), A)
-    dY_dA = np.einsum("ik,pj->pikj", np.eye(M), X)
+    M, _ = W.shape
+    dY_dX = np.einsum("pq,ij->piqj", np.eye(B), W)
+    dY_dW = np.einsum("ik,pj->pikj", np.eye(M), X)
     dY_db = np.broadcast_to(np.eye(M), (B, M, M)).copy()
-    return dY_dX, dY_dA, dY_db
+    return dY_dX, dY_dW, dY_db
 
 
-def linear_vjp(X, A, dY) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def linear_vjp(X, W, dY) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Chapter 1's backward rules of Linear, which are vector-Jacobian products.
 
-    Given ``dY = dL/dY`` of shape (B, M): ``dL/dX = dY A`` (B, N), ``dL/dA = dY^T X`` (M, N),
+    Given ``dY = dL/dY`` of shape (B, M): ``dL/dX = dY W`` (B, N), ``dL/dW = dY^T X`` (M, N),
     ``dL/db = dY`` summed over the rows (M,).
     """
-    X, A, _ = _linear_args(X, A, None)
+    X, W, _ = _linear_args(X, W, None)
     dY = _array(dY, "dY", 2)
-    if dY.shape != (X.shape[0], A.shape[0]):
-        raise ValueError(f"dY must have shape (B, M) = {(X.shape[0], A.shape[0])}, like Y, got {dY.shape}")
-    return dY @ A, dY.T @ X, dY.sum(axis=0)
+    if dY.shape != (X.shape[0], W.shape[0]):
+        raise ValueError(f"dY must have shape (B, M) = {(X.shape[0], W.shape[0])}, like Y, got {dY.shape}")
+    return dY @ W, dY.T @ X, dY.sum(axis=0)

@@ -7,6 +7,8 @@ so ``eps = 1e-6`` gives roughly 1e-10 absolute accuracy for well-scaled function
 """
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Callable
 
 import numpy as np
@@ -14,42 +16,111 @@ import numpy as np
 __all__ = ["numerical_jacobian", "numerical_gradient", "relative_error"]
 
 
+def _float_array(x, name: str, where: str) -> np.ndarray:
+    """A float64 copy of ``x`` (real numbers only), or a TypeError naming the argument."""
+    try:
+        arr = np.array(x, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where}: {name} must be a numeric array, got {type(x).__name__}") from exc
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: {name} must hold real numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def _check_eps(eps, where: str) -> float:
+    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps <= 0:
+        raise ValueError(f"{where}: eps (the finite-difference step) must be a positive finite number, got {eps!r}")
+    return float(eps)
+
+
+def _values(f, x: np.ndarray, where: str, at: str) -> np.ndarray:
+    """f at a copy of x, as a finite float64 array, or an error that says where f failed."""
+    out = f(x.copy())
+    if hasattr(out, "detach") and hasattr(out, "cpu"):  # a torch tensor: its values
+        out = out.detach().cpu().numpy()
+    try:
+        y = np.asarray(out)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where}: f must return numbers, got {type(out).__name__} at {at}") from exc
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: f must return real numbers, got dtype {y.dtype} at {at}")
+    y = y.astype(np.float64)
+    if not np.isfinite(y).all():
+        raise ValueError(f"{where}: f is not finite (NaN or infinity) at {at}; finite differences need a "
+                         f"function that is finite around x (try a smaller eps or another point)")
+    return y
+
+
 def numerical_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Central-difference Jacobian of ``f`` at ``x``.
 
     Returns an array of shape ``f(x).shape + x.shape`` (numerator layout):
-    ``J[i..., j...] = d f(x)[i...] / d x[j...]``. ``x`` is not modified.
+    ``J[i..., j...] = d f(x)[i...] / d x[j...]``. ``x`` is not modified; ``f`` receives
+    float64 copies. ``x`` may be a scalar or an array of any shape, but not empty, and
+    ``f(x)`` must be non-empty, keep its shape and be finite at every point evaluated
+    (otherwise a ``ValueError`` says where). ``eps`` is a positive finite step.
     """
-    x = np.array(x, dtype=np.float64, copy=True)
+    where = "numerical_jacobian"
+    eps = _check_eps(eps, where)
+    x = _float_array(x, "x", where)
+    if x.size == 0:
+        raise ValueError(f"{where}: x is empty (shape {x.shape}); there is nothing to differentiate")
     if not np.isfinite(x).all():
-        raise ValueError("numerical_jacobian: x contains non-finite values")
-    y0 = np.asarray(f(x.copy()), dtype=np.float64)
+        raise ValueError(f"{where}: x contains non-finite values")
+    y0 = _values(f, x, where, "x")
+    if y0.size == 0:
+        raise ValueError(f"{where}: f(x) is empty (shape {y0.shape}); a check against it would compare nothing")
     jac = np.empty(y0.shape + x.shape, dtype=np.float64)
-    flat = x.reshape(-1)
+    flat = x.reshape(-1)  # a view: x is a contiguous copy
     for j in range(flat.size):
         old = flat[j]
+        index = tuple(int(i) for i in np.unravel_index(j, x.shape))
         flat[j] = old + eps
-        y_plus = np.asarray(f(x.copy()), dtype=np.float64)
+        y_plus = _values(f, x, where, f"x + eps at index {index}")
         flat[j] = old - eps
-        y_minus = np.asarray(f(x.copy()), dtype=np.float64)
+        y_minus = _values(f, x, where, f"x - eps at index {index}")
         flat[j] = old
-        jac[(...,) + np.unravel_index(j, x.shape)] = (y_plus - y_minus) / (2 * eps)
+        for y in (y_plus, y_minus):
+            if y.shape != y0.shape:
+                raise ValueError(f"{where}: f(x) has shape {y0.shape} but f returned shape {y.shape} at a "
+                                 f"perturbed point (index {index}); f must keep its output shape")
+        jac[(...,) + index] = (y_plus - y_minus) / (2 * eps)
     return jac
 
 
 def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central-difference gradient of a scalar function; same shape as ``x``."""
-    y = np.asarray(f(np.array(x, dtype=np.float64, copy=True)))
+    """Central-difference gradient of a scalar function; same shape as ``x`` (same rules as
+    :func:`numerical_jacobian`)."""
+    where = "numerical_gradient"
+    eps = _check_eps(eps, where)
+    x = _float_array(x, "x", where)
+    y = _values(f, x, where, "x")
     if y.size != 1:
         raise ValueError(f"numerical_gradient needs a scalar function, f(x) has shape {y.shape}")
-    return numerical_jacobian(lambda z: np.asarray(f(z), dtype=np.float64).reshape(()), x, eps)
+    return numerical_jacobian(lambda z: _values(f, z, where, "a perturbed x").reshape(()), x, eps)
 
 
 def relative_error(a, b, floor: float = 1e-12) -> float:
-    """max |a - b| / max(max|a|, max|b|, floor): one number for 'how far apart are these arrays'."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    """max |a - b| / max(max|a|, max|b|, floor): one number for 'how far apart are these arrays'.
+
+    ``a`` and ``b`` must have the same, non-empty shape (comparing nothing would always pass).
+    Returns NaN when either holds NaN or infinity, so that a check ``relative_error(...) < tol``
+    fails. ``floor >= 0`` guards against dividing by zero when both are tiny; with
+    ``floor=0`` two all-zero arrays are 0.0 apart.
+    """
+    where = "relative_error"
+    if isinstance(floor, (bool, np.bool_)) or not isinstance(floor, numbers.Real) or not math.isfinite(floor) or floor < 0:
+        raise ValueError(f"{where}: floor must be a finite number >= 0, got {floor!r}")
+    a = _float_array(a, "a", where)
+    b = _float_array(b, "b", where)
     if a.shape != b.shape:
         raise ValueError(f"relative_error: shapes differ, {a.shape} vs {b.shape}")
-    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), floor)
-    return float(np.abs(a - b).max(initial=0.0) / scale)
+    if a.size == 0:
+        raise ValueError(f"{where}: the arrays are empty (shape {a.shape}); there is nothing to compare")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return float("nan")
+    diff = float(np.abs(a - b).max())
+    if diff == 0.0:
+        return 0.0
+    scale = max(float(np.abs(a).max()), float(np.abs(b).max()), float(floor))
+    return diff / scale

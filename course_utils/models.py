@@ -24,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import numbers
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Callable, Mapping
@@ -55,6 +57,22 @@ __all__ = [
 IMAGE_SHAPE = (28, 28)
 
 
+def _is_int(n) -> bool:
+    return isinstance(n, numbers.Integral) and not isinstance(n, (bool, np.bool_))
+
+
+def _positive_int(name: str, n) -> int:
+    if not _is_int(n) or n < 1:
+        raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    return int(n)
+
+
+def _check_bool(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 # --------------------------------------------------------------------------- the model
 class SmallCNN(nn.Module):
     """A small convolutional classifier for 28x28 grey-scale images, split into backbone and head.
@@ -78,14 +96,17 @@ class SmallCNN(nn.Module):
 
     def __init__(self, num_classes: int = 10, channels: tuple[int, int] = (16, 32), feature_dim: int = 128, seed: int | None = None):
         super().__init__()
-        if not isinstance(num_classes, int) or num_classes < 2:
+        if not _is_int(num_classes) or num_classes < 2:
             raise ValueError(f"SmallCNN: num_classes must be an integer >= 2, got {num_classes!r}")
-        if len(channels) != 2 or any(not isinstance(c, int) or c < 1 for c in channels):
+        if (not isinstance(channels, (tuple, list)) or len(channels) != 2
+                or any(not _is_int(c) or c < 1 for c in channels)):
             raise ValueError(f"SmallCNN: channels must be two positive integers, got {channels!r}")
-        if not isinstance(feature_dim, int) or feature_dim < 1:
+        if not _is_int(feature_dim) or feature_dim < 1:
             raise ValueError(f"SmallCNN: feature_dim must be a positive integer, got {feature_dim!r}")
+        num_classes, feature_dim = int(num_classes), int(feature_dim)
+        channels = tuple(int(c) for c in channels)
         self.num_classes = num_classes
-        self.channels = tuple(channels)
+        self.channels = channels
         self.feature_dim = feature_dim
         c1, c2 = channels
         with _maybe_seeded(seed):
@@ -121,8 +142,9 @@ class SmallCNN(nn.Module):
 
     def replace_head(self, num_classes: int, seed: int | None = None) -> "SmallCNN":
         """Put a new, freshly initialised linear head with ``num_classes`` outputs on the backbone (in place)."""
-        if not isinstance(num_classes, int) or num_classes < 2:
+        if not _is_int(num_classes) or num_classes < 2:
             raise ValueError(f"replace_head: num_classes must be an integer >= 2, got {num_classes!r}")
+        num_classes = int(num_classes)
         device = next(self.backbone.parameters()).device
         with _maybe_seeded(seed):
             self.head = nn.Linear(self.feature_dim, num_classes).to(device)
@@ -138,7 +160,7 @@ class _maybe_seeded:
     """Context manager: inside, the global torch RNG is seeded with ``seed``; afterwards it is as before."""
 
     def __init__(self, seed: int | None):
-        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+        if seed is not None and (not _is_int(seed) or seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         self.seed = seed
         self._fork = None
@@ -157,8 +179,11 @@ class _maybe_seeded:
 
 
 def images_to_tensor(X) -> torch.Tensor:
-    """uint8 images ``(N, 28, 28)`` (as the data layer returns them) -> float32 tensor ``(N, 1, 28, 28)`` in [0, 1]."""
-    X = np.asarray(X)
+    """uint8 images ``(N, 28, 28)`` (as the data layer returns them) -> float32 tensor ``(N, 1, 28, 28)`` in [0, 1].
+
+    A pure conversion: zero images give an empty tensor of shape ``(0, 1, 28, 28)``.
+    """
+    X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
     if X.dtype != np.uint8:
         raise TypeError(f"images_to_tensor expects uint8 pixels (0..255) as returned by course_utils.data, got dtype {X.dtype}")
     if X.ndim != 3 or X.shape[1:] != IMAGE_SHAPE:
@@ -170,25 +195,34 @@ def set_backbone_trainable(model: SmallCNN, trainable: bool) -> SmallCNN:
     """Freeze (``trainable=False``) or unfreeze the backbone's parameters; the head is left as it is."""
     if not hasattr(model, "backbone"):
         raise TypeError(f"set_backbone_trainable needs a model with a .backbone, got {type(model).__name__}")
+    trainable = _check_bool("set_backbone_trainable: trainable", trainable)
     for p in model.backbone.parameters():
-        p.requires_grad_(bool(trainable))
+        p.requires_grad_(trainable)
     return model
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     """Number of scalar parameters of ``module`` (only those with ``requires_grad`` when ``trainable_only``)."""
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"count_parameters needs a torch.nn.Module, got {type(module).__name__}")
+    trainable_only = _check_bool("count_parameters: trainable_only", trainable_only)
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
 @torch.no_grad()
 def extract_features(model: SmallCNN, X, batch_size: int = 256) -> np.ndarray:
-    """``model.features`` of uint8 images ``X`` (N, 28, 28), as a float32 array ``(N, feature_dim)``.
+    """``model.features`` of uint8 images ``X`` (N, 28, 28), N >= 1, as a float32 array ``(N, feature_dim)``.
 
-    Runs in eval mode without gradients, in batches, on the model's device.
+    Runs in eval mode without gradients, ``batch_size`` (a positive integer) images at a time,
+    on the model's device; the model's mode is restored afterwards. Zero images raise a
+    ``ValueError``.
     """
-    if batch_size < 1:
-        raise ValueError(f"extract_features: batch_size must be positive, got {batch_size}")
+    batch_size = _positive_int("extract_features: batch_size", batch_size)
+    if not callable(getattr(model, "features", None)):
+        raise TypeError(f"extract_features needs a model with a .features(x) method (SmallCNN), got {type(model).__name__}")
     x = images_to_tensor(X)
+    if len(x) == 0:
+        raise ValueError(f"extract_features: X is empty (shape {np.shape(X)}); pass at least one image")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -196,7 +230,7 @@ def extract_features(model: SmallCNN, X, batch_size: int = 256) -> np.ndarray:
         out = [model.features(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)
-    return torch.cat(out).numpy() if out else np.zeros((0, model.feature_dim), dtype=np.float32)
+    return torch.cat(out).numpy()
 
 
 # --------------------------------------------------------------------------- weight cache
@@ -227,7 +261,8 @@ def config_digest(config: Mapping) -> str:
     try:
         text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"config_digest: the configuration must hold only JSON values (str, int, float, bool, None, lists, dicts): {exc}") from exc
+        raise TypeError(f"config_digest: the configuration must hold only JSON values (str, int, finite float, bool, "
+                        f"None, lists, dicts with string keys): {exc}") from exc
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -245,7 +280,7 @@ def cached_weights_path(name: str, config: Mapping, root=None) -> Path:
 
     ``root`` defaults to :func:`cache_dir`. The JSON record sits beside it with suffix ``.json``.
     """
-    if not name or any(c in name for c in "/\\") or name.startswith("."):
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\") or name.startswith("."):
         raise ValueError(f"cached_weights_path: name must be a plain file-name stem, got {name!r}")
     root = Path(root) if root is not None else cache_dir()
     return root / "models" / f"{name}-{config_digest(config)[:16]}.pt"
@@ -262,15 +297,21 @@ def save_weights(model: nn.Module, path, config: Mapping | None = None) -> str:
     save never leaves a file that looks complete. Returns the SHA-256 of the weights file.
     """
     path = Path(path)
+    record = {"config": dict(config) if config is not None else None, "file": path.name}
+    config_digest(record)  # a configuration that cannot be recorded fails here, before any file is written
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(model.state_dict(), tmp)
-    digest = file_sha256(tmp)
-    os.replace(tmp, path)
-    record = {"sha256": digest, "config": dict(config) if config is not None else None, "file": path.name}
     rec_tmp = _record_path(path).with_name(_record_path(path).name + f".tmp{os.getpid()}")
-    rec_tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    os.replace(rec_tmp, _record_path(path))
+    try:
+        torch.save(model.state_dict(), tmp)
+        digest = file_sha256(tmp)
+        os.replace(tmp, path)
+        record["sha256"] = digest
+        rec_tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        os.replace(rec_tmp, _record_path(path))
+    finally:  # an interrupted save leaves no temporary files behind
+        for leftover in (tmp, rec_tmp):
+            leftover.unlink(missing_ok=True)
     return digest
 
 
@@ -304,9 +345,23 @@ def load_weights(model: nn.Module, path, config: Mapping | None = None, sha256: 
         raise WeightsError(f"SHA-256 mismatch for {path}: expected {sha256}, file has {actual} (corrupted or replaced)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise WeightsError(f"{path.name} is not a readable weights file: {exc}") from exc
+    # Check every key and shape first: load_state_dict copies the tensors that fit before it
+    # reports the ones that do not, which would leave the model half-loaded.
+    own = model.state_dict()
+    if not isinstance(state, Mapping) or any(not isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path.name} does not hold a state dict of tensors")
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    wrong = [f"{k}: file {tuple(state[k].shape)}, model {tuple(own[k].shape)}"
+             for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        raise WeightsError(f"{path.name} does not fit the model {type(model).__name__}: missing {missing}, "
+                           f"unexpected {unexpected}, shape mismatches {wrong}")
+    try:
         device = next(model.parameters()).device
         model.load_state_dict({k: v.to(device) for k, v in state.items()}, strict=True)
-    except (RuntimeError, AttributeError, ValueError) as exc:
+    except (RuntimeError, AttributeError, ValueError) as exc:  # pragma: no cover - checked above
         raise WeightsError(f"{path.name} does not fit the model {type(model).__name__}: {exc}") from exc
     return actual
 
@@ -352,10 +407,12 @@ def load_or_pretrain(
             model.eval()
             return "cache"
     np_state, py_state = np.random.get_state(), random.getstate()
-    with torch.random.fork_rng(devices=[]):
-        pretrain(model)
-    np.random.set_state(np_state)
-    random.setstate(py_state)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            pretrain(model)
+    finally:  # also when pretrain raises: the caller's random state is as before
+        np.random.set_state(np_state)
+        random.setstate(py_state)
     try:
         save_weights(model, path, config=key)
     except OSError as exc:  # a read-only home must not stop the chapter
@@ -406,9 +463,14 @@ def resnet18_features(model: nn.Module, X, size: int = 64, batch_size: int = 128
     """512-dimensional ResNet-18 features (the input of its last layer) of uint8 images ``X`` (N, 28, 28).
 
     Each grey image is resized to ``size`` x ``size``, copied into the three colour
-    channels and normalised with the ImageNet mean and standard deviation.
+    channels and normalised with the ImageNet mean and standard deviation. ``X`` holds at
+    least one image; ``size`` and ``batch_size`` are positive integers.
     """
+    size = _positive_int("resnet18_features: size", size)
+    batch_size = _positive_int("resnet18_features: batch_size", batch_size)
     x = images_to_tensor(X)
+    if len(x) == 0:
+        raise ValueError(f"resnet18_features: X is empty (shape {np.shape(X)}); pass at least one image")
     device = next(model.parameters()).device
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)

@@ -26,6 +26,12 @@ Conventions shared by all classes (and by ``torch.optim``):
   float32 and float64 ones in float64. Every update uses in-place NumPy
   operations (``out=``) on preallocated scratch buffers: ``step`` allocates no
   parameter-sized arrays after the first call.
+* A rejected call changes nothing: ``step`` checks every gradient (count, type,
+  shape, float dtype) and every parameter (still writable) before it touches any
+  state, so after an error the parameters, the state and ``t`` are as before.
+  Gradients are not checked for NaN or infinity (as in ``torch.optim``): a
+  non-finite gradient makes the parameters non-finite; callers that can diverge
+  check their loss (``course_utils.network.train`` does).
 
 To add an algorithm, subclass :class:`Optimizer`, validate its hyperparameters
 in ``__init__``, and implement :meth:`Optimizer.init_state` (the per-parameter
@@ -35,6 +41,7 @@ such as bias corrections go in :meth:`Optimizer.begin_step`.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence
 
 import numpy as np
@@ -45,7 +52,7 @@ __all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "RMSProp", "Adam", "NAdam
 
 # --------------------------------------------------------------------------- validation
 def _check_real(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value):
@@ -106,8 +113,9 @@ class Optimizer:
     Parameters
     ----------
     params : list of numpy float arrays, updated in place by :meth:`step`.
-    lr : learning rate ``eta >= 0``; may be changed between steps (``opt.lr = ...``).
-    weight_decay : coupled L2 coefficient ``lambda >= 0``: ``g <- g + lambda * w`` before the update.
+    lr : learning rate ``eta >= 0``; may be changed between steps (``opt.lr = ...``, checked).
+    weight_decay : coupled L2 coefficient ``lambda >= 0``: ``g <- g + lambda * w`` before the
+        update; may be changed between steps too (checked).
 
     Attributes
     ----------
@@ -115,7 +123,8 @@ class Optimizer:
     state : list of dicts, one per parameter, created at the first :meth:`step`.
     t : number of steps taken so far.
 
-    Subclasses implement :meth:`init_state` and :meth:`update`, and may override
+    Subclasses implement :meth:`init_state` and :meth:`update` (a class without
+    :meth:`update` raises ``NotImplementedError`` when it is constructed), and may override
     :meth:`begin_step` for per-step scalars.
     """
 
@@ -123,14 +132,16 @@ class Optimizer:
     hyperparameters: tuple[str, ...] = ()
 
     def __init__(self, params: Sequence[np.ndarray], lr: float, weight_decay: float = 0.0):
+        if type(self).update is Optimizer.update:
+            raise NotImplementedError(f"{type(self).__name__} must implement update(p, g, state)")
         self.params = _check_params(params)
         self.lr = lr
-        self.weight_decay = check_nonnegative("weight_decay", weight_decay)
+        self.weight_decay = weight_decay
         self.state: list[dict] = [{} for _ in self.params]
         self.t = 0
         self._wd_buffers: list[np.ndarray] | None = None
 
-    # lr is a validated property so schedules can change it between steps
+    # lr and weight_decay are validated properties so schedules can change them between steps
     @property
     def lr(self) -> float:
         return self._lr
@@ -138,6 +149,14 @@ class Optimizer:
     @lr.setter
     def lr(self, value) -> None:
         self._lr = check_nonnegative("lr (learning rate)", value)
+
+    @property
+    def weight_decay(self) -> float:
+        return self._weight_decay
+
+    @weight_decay.setter
+    def weight_decay(self, value) -> None:
+        self._weight_decay = check_nonnegative("weight_decay", value)
 
     def __repr__(self) -> str:
         fields = ["lr", *self.hyperparameters, "weight_decay"]
@@ -169,9 +188,14 @@ class Optimizer:
                 raise ValueError(f"grads[{i}] has shape {g.shape}, but params[{i}] has shape {p.shape}")
             if g.dtype.kind != "f":
                 raise TypeError(f"grads[{i}] must be a floating-point array, got dtype {g.dtype}")
+            if not p.flags.writeable:
+                raise ValueError(f"params[{i}] has become read-only; the optimizer updates parameters in place")
 
     def step(self, grads: Sequence[np.ndarray]) -> None:
-        """One update of every parameter, in place, from ``grads`` (same order and shapes as ``params``)."""
+        """One update of every parameter, in place, from ``grads`` (same order and shapes as ``params``).
+
+        Invalid ``grads`` raise before anything changes (parameters, state and ``t`` stay as they were).
+        """
         self._check_grads(grads)
         if self.t == 0:
             self.state = [self.init_state(p) for p in self.params]

@@ -12,6 +12,7 @@ large-batch computation in ``with blas_threads(None):`` to give it every core.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import random
 import sys
@@ -21,15 +22,29 @@ import numpy as np
 
 __all__ = ["seed_everything", "get_device", "set_threads", "blas_threads", "in_colab", "init", "RuntimeInfo"]
 
+MAX_SEED = 2**32 - 1  # NumPy's legacy global generator takes seeds in [0, 2**32 - 1]
+
+
+def _is_int(n) -> bool:
+    return isinstance(n, numbers.Integral) and not isinstance(n, (bool, np.bool_))
+
+
+def _thread_count(n) -> int:
+    """``n`` threads (a positive integer), or one per available core for ``None``."""
+    if n is not None and (not _is_int(n) or n < 1):
+        raise ValueError(f"threads must be a positive integer or None (all cores), got {n!r}")
+    return int(n) if n is not None else (os.cpu_count() or 1)
+
 
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python's ``random``, NumPy's legacy global RNG and PyTorch (CPU and CUDA).
 
+    ``seed`` is an integer in [0, 2**32 - 1] (the range NumPy's global generator accepts).
     Returns a fresh :class:`numpy.random.Generator` seeded with ``seed``; prefer
     passing that generator around over relying on global state.
     """
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be a non-negative integer at most 2**32 - 1, got {seed!r}")
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed)
@@ -65,9 +80,7 @@ def set_threads(n: int | None = 1) -> None:
     """
     from threadpoolctl import threadpool_limits
 
-    if n is not None and (not isinstance(n, int) or n < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {n!r}")
-    count = n if n is not None else (os.cpu_count() or 1)
+    count = _thread_count(n)
     threadpool_limits(limits=count, user_api="blas")
     try:
         import torch
@@ -78,13 +91,16 @@ def set_threads(n: int | None = 1) -> None:
 
 @contextlib.contextmanager
 def blas_threads(n: int | None):
-    """Context manager: run the block with ``n`` BLAS/PyTorch threads (``None``: all cores)."""
+    """Context manager: run the block with ``n`` BLAS/PyTorch threads (``None``: all cores).
+
+    Both limits are restored afterwards, also when the block raises.
+    """
     from threadpoolctl import threadpool_limits
 
     import torch
 
+    count = _thread_count(n)
     before = torch.get_num_threads()
-    count = n if n is not None else (os.cpu_count() or 1)
     with threadpool_limits(limits=count, user_api="blas"):
         torch.set_num_threads(count)
         try:
@@ -112,7 +128,13 @@ def init(seed: int = 0, threads: int | None = 1, style: bool = True) -> RuntimeI
     """One call at the top of every chapter: seed everything, limit threads, apply the plot style.
 
     On a CUDA machine the device is CUDA and ``threads`` only affects CPU-side work.
+    Arguments are checked before anything is changed.
     """
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be a non-negative integer at most 2**32 - 1, got {seed!r}")
+    _thread_count(threads)
+    if not isinstance(style, (bool, np.bool_)):
+        raise TypeError(f"style must be True or False, got {style!r}")
     seed_everything(seed)
     set_threads(threads)
     if style:

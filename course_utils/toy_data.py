@@ -17,11 +17,20 @@ __all__ = ["spirals"]
 
 
 def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
     return int(value)
+
+
+def _check_real(name: str, value, positive: bool) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be a finite {'positive' if positive else 'non-negative'} number, got {value!r}")
+    return value
 
 
 def spirals(
@@ -45,6 +54,9 @@ def spirals(
     ``2π r / K`` apart at radius ``r``, so they overlap near the centre: the
     problem is not perfectly separable there, whatever the model.
 
+    Bad arguments raise before anything is drawn: ``TypeError`` for a wrong type (a float
+    count, a string noise, a non-bool ``shuffle``), ``ValueError`` for a value out of range.
+
     Parameters
     ----------
     n_per_class : int, at least 1
@@ -62,10 +74,10 @@ def spirals(
     n_per_class = _check_int("n_per_class", n_per_class, 1)
     num_classes = _check_int("num_classes", num_classes, 2)
     seed = _check_int("seed", seed, 0)
-    if not isinstance(noise, numbers.Real) or isinstance(noise, bool) or not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be a finite non-negative number, got {noise!r}")
-    if not isinstance(turns, numbers.Real) or isinstance(turns, bool) or not np.isfinite(turns) or turns <= 0:
-        raise ValueError(f"turns must be a finite positive number, got {turns!r}")
+    noise = _check_real("noise", noise, positive=False)
+    turns = _check_real("turns", turns, positive=True)
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
 
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(num_classes, dtype=np.int64), n_per_class)
