@@ -14,6 +14,17 @@ in the repository), under a file name that holds a hash of the pretraining
 configuration, next to a small JSON record with the file's SHA-256. :func:`load_or_pretrain` loads them when the
 record and the file agree, and otherwise trains and saves them again.
 
+Concurrency: several processes (notebooks, scripts, pytest workers) may ask for the same
+weights at once. Readers take no lock and read each file once, verifying and loading the same
+bytes. Every change to the cache happens while holding one ``filelock.FileLock`` per cached
+configuration (``<cache>/models/.locks/<stem>.lock``); a process that finds no valid copy takes
+it, checks again, and only then pretrains, so the others wait and load what it saved. Each file
+is written to a temporary file in the same folder, flushed to disk (fsync) and renamed over the
+target with ``os.replace``, the weights first, then their record: a reader sees whole files
+only, and one that catches the moment between the two renames sees a mismatch, which sends it
+to the lock. Damaged copies and a cache that cannot be written are reported as
+:class:`WeightsWarning`, naming the file.
+
 The optional ImageNet ResNet-18 helpers (:func:`find_resnet18_weights`,
 :func:`imagenet_resnet18`, :func:`resnet18_features`) only use weights that are
 already on disk, in the torch hub cache; without torchvision or without those
@@ -21,13 +32,19 @@ weights they report why and the chapter skips that section.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import importlib.util
+import io
 import json
 import numbers
 import os
-import pickle
 import random
+import stat
+import sys
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -49,6 +66,7 @@ __all__ = [
     "load_weights",
     "load_or_pretrain",
     "WeightsError",
+    "WeightsWarning",
     "find_resnet18_weights",
     "imagenet_resnet18",
     "resnet18_features",
@@ -234,8 +252,26 @@ def extract_features(model: SmallCNN, X, batch_size: int = 256) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- weight cache
+LOCK_TIMEOUT_S = 1800  # how long load_or_pretrain waits while another process pretrains the same configuration
+
+
 class WeightsError(RuntimeError):
     """A cached weights file is missing, does not match its checksum, or belongs to another configuration."""
+
+
+class WeightsWarning(UserWarning):
+    """The weights cache was damaged and is being repaired, or could not be locked or written.
+
+    The message names the file, says what was wrong and what happens next.
+    """
+
+
+def _warn(message: str) -> None:
+    """Warn, attributed to the first caller outside this module (the notebook line that called it)."""
+    level, frame = 1, sys._getframe(0)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, WeightsWarning, stacklevel=level)
 
 
 def cache_dir() -> Path:
@@ -290,29 +326,118 @@ def _record_path(path: Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def save_weights(model: nn.Module, path, config: Mapping | None = None) -> str:
-    """Save ``model.state_dict()`` to ``path`` and a JSON record ``{sha256, config}`` beside it.
+def _lock_path(path: Path) -> Path:
+    """The lock of one cached file pair: ``<folder>/.locks/<stem>.lock``."""
+    return path.parent / ".locks" / f"{path.stem}.lock"
 
-    Both files are written to temporary names and then renamed, so an interrupted
-    save never leaves a file that looks complete. Returns the SHA-256 of the weights file.
+
+def _file_lock(path: Path):
+    """A ``filelock.FileLock`` for the pair ``path`` + record (not yet acquired); creates its folder,
+    so an ``OSError`` here means the folder cannot be written."""
+    try:
+        from filelock import FileLock
+    except ImportError as exc:  # a dependency of course-utils (and of torch); only a broken install lacks it
+        raise ImportError("course_utils.models needs the 'filelock' package to change the weights cache safely; "
+                          "install it with: pip install filelock") from exc
+    lock_path = _lock_path(path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(lock_path), timeout=LOCK_TIMEOUT_S)
+
+
+def _read_once(path: Path) -> bytes:
+    """The whole file, read once (it is verified and loaded from these bytes, never opened again).
+
+    Raises ``OSError`` (``FileNotFoundError`` when it is missing); refuses anything but a regular
+    file without reading it (a FIFO would block).
     """
-    path = Path(path)
+    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | getattr(os, "O_NONBLOCK", 0))) as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return f.read()
+
+
+def _install(dest: Path, blob: bytes) -> None:
+    """Write ``blob`` to ``dest`` atomically: a temporary file beside it, fsync, ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if os.name == "posix":  # make the rename itself durable
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(dest.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+
+def _sweep_parts(path: Path) -> None:
+    """Remove temporary files a killed process left beside ``path`` and its record (only under the lock)."""
+    patterns = [f".{p.name}.*.part" for p in (path, _record_path(path))]
+    patterns += [f"{p.name}.tmp*" for p in (path, _record_path(path))]  # left by the previous save_weights
+    with contextlib.suppress(OSError):
+        for pattern in patterns:
+            for part in path.parent.glob(pattern):
+                with contextlib.suppress(OSError):
+                    part.unlink()
+
+
+def _record_for(path: Path, config: Mapping | None) -> dict:
     record = {"config": dict(config) if config is not None else None, "file": path.name}
     config_digest(record)  # a configuration that cannot be recorded fails here, before any file is written
+    return record
+
+
+def _write_pair(model: nn.Module, path: Path, record: dict) -> str:
+    """Serialise ``model``'s state dict and install it, then its record (call while holding the lock).
+
+    The weights are serialised into memory (the same bytes for the same weights, whatever the file
+    name) and hashed there; each file is installed atomically. A reader that looks between the
+    two installs sees a record that does not match the weights and treats the cache as invalid.
+    """
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    blob = buf.getvalue()
+    digest = hashlib.sha256(blob).hexdigest()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    rec_tmp = _record_path(path).with_name(_record_path(path).name + f".tmp{os.getpid()}")
-    try:
-        torch.save(model.state_dict(), tmp)
-        digest = file_sha256(tmp)
-        os.replace(tmp, path)
-        record["sha256"] = digest
-        rec_tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-        os.replace(rec_tmp, _record_path(path))
-    finally:  # an interrupted save leaves no temporary files behind
-        for leftover in (tmp, rec_tmp):
-            leftover.unlink(missing_ok=True)
+    _install(path, blob)
+    record = dict(record, sha256=digest, bytes=len(blob))
+    _install(_record_path(path), (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
     return digest
+
+
+def save_weights(model: nn.Module, path, config: Mapping | None = None) -> str:
+    """Save ``model.state_dict()`` to ``path`` and a JSON record ``{sha256, bytes, config, file}`` beside it.
+
+    Safe under concurrency: the pair is written while holding ``<folder>/.locks/<stem>.lock``
+    (a ``filelock.FileLock``, waiting up to ``LOCK_TIMEOUT_S``), and each file is written to a
+    temporary file in the same folder, flushed to disk (fsync) and renamed over the target, so an
+    interrupted save never leaves a file that looks complete. Returns the SHA-256 of the weights
+    file. Raises ``OSError`` when the folder cannot be written (``filelock.Timeout``, a
+    ``TimeoutError``, when another process holds the lock all that time) and ``TypeError`` for a
+    configuration that is not JSON (before anything is written).
+    """
+    path = Path(path)
+    record = _record_for(path, config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(path):
+        _sweep_parts(path)
+        return _write_pair(model, path, record)
+
+
+def _state_from_bytes(blob: bytes, path: Path):
+    try:
+        return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to decode means the file is not usable
+        raise WeightsError(f"{path} is not a readable weights file ({type(exc).__name__}: {exc})") from exc
 
 
 def load_weights(model: nn.Module, path, config: Mapping | None = None, sha256: str | None = None) -> str:
@@ -322,31 +447,49 @@ def load_weights(model: nn.Module, path, config: Mapping | None = None, sha256: 
     ``sha256`` (default: the one in the record); the record's configuration equals
     ``config`` (when given); the tensors fit the model. Raises :class:`WeightsError`
     naming what failed; the model is left unchanged then. Returns the SHA-256.
+
+    Each file is read once: the weights are hashed and loaded from the same bytes, so a file
+    that another process replaces or damages meanwhile cannot slip in between the check and the
+    load. No lock is taken (readers never wait); a record written by another process between
+    the reads of the two files shows up as a mismatch, a :class:`WeightsError`.
     """
     path = Path(path)
     record_file = _record_path(path)
-    if not path.is_file():
-        raise WeightsError(f"no weights file at {path}")
-    record = None
+    try:
+        blob = _read_once(path)
+    except FileNotFoundError:
+        raise WeightsError(f"no weights file at {path}") from None
+    except OSError as exc:
+        raise WeightsError(f"weights file {path} cannot be read ({type(exc).__name__}: {exc})") from exc
+    record = {}
     if sha256 is None or config is not None:
-        if not record_file.is_file():
-            raise WeightsError(f"no checksum record {record_file.name} beside {path.name}; cannot verify the weights")
         try:
-            record = json.loads(record_file.read_text())
+            text = _read_once(record_file)
+        except FileNotFoundError:
+            raise WeightsError(f"no checksum record {record_file.name} beside {path.name} (in {path.parent}); "
+                               "cannot verify the weights") from None
+        except OSError as exc:
+            raise WeightsError(f"checksum record {record_file} cannot be read ({type(exc).__name__}: {exc})") from exc
+        try:
+            record = json.loads(text)
             recorded_sha = record["sha256"]
+            if not isinstance(recorded_sha, str):
+                raise TypeError(f"sha256 is {recorded_sha!r}, not a string")
         except (ValueError, KeyError, TypeError) as exc:
             raise WeightsError(f"checksum record {record_file} is unreadable ({exc!r})") from exc
         if sha256 is None:
             sha256 = recorded_sha
         if config is not None and record.get("config") != json.loads(json.dumps(dict(config))):
-            raise WeightsError(f"{path.name} was saved for another configuration: {record.get('config')} != {dict(config)}")
-    actual = file_sha256(path)
+            raise WeightsError(f"{path.name} was saved for another configuration (record {record_file}): "
+                               f"{record.get('config')} != {dict(config)}")
+    actual = hashlib.sha256(blob).hexdigest()
     if actual != sha256:
-        raise WeightsError(f"SHA-256 mismatch for {path}: expected {sha256}, file has {actual} (corrupted or replaced)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise WeightsError(f"{path.name} is not a readable weights file: {exc}") from exc
+        size = record.get("bytes") if isinstance(record, dict) else None
+        state = "truncated" if isinstance(size, int) and len(blob) < size else "corrupted or replaced"
+        sizes = f"{len(blob):,} bytes" + (f", the record says {size:,}" if isinstance(size, int) and size != len(blob) else "")
+        raise WeightsError(f"SHA-256 mismatch for {path}: expected {sha256}, file has {actual} ({sizes}); "
+                           f"the file is {state}, or its record {record_file.name} does not belong to it")
+    state = _state_from_bytes(blob, path)
     # Check every key and shape first: load_state_dict copies the tensors that fit before it
     # reports the ones that do not, which would leave the model half-loaded.
     own = model.state_dict()
@@ -370,6 +513,44 @@ def _architecture(model: nn.Module) -> dict:
     return {k: list(v.shape) for k, v in model.state_dict().items()}
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return os.path.lexists(path)
+    except OSError:  # pragma: no cover - lexists does not raise on Linux
+        return True
+
+
+@contextlib.contextmanager
+def _cache_lock(path: Path, verbose: bool):
+    """Hold the lock of one cached configuration. Yields ``(True, "")`` when held, else ``(False, why)``:
+    the folder cannot be locked (so it cannot be written either), or another process held the lock
+    for ``LOCK_TIMEOUT_S``."""
+    from filelock import Timeout
+
+    lock = None
+    try:
+        lock = _file_lock(path)
+        try:
+            lock.acquire(blocking=False)
+        except Timeout:
+            if verbose:
+                print(f"waiting for another process that is pretraining the same configuration ({path.name})")
+            lock.acquire(timeout=LOCK_TIMEOUT_S)
+        held, why = True, ""
+    except Timeout:
+        lock, held = None, False
+        why = (f"another process held the cache's lock {_lock_path(path)} for {LOCK_TIMEOUT_S} s (it is still "
+               "pretraining the same configuration)")
+    except OSError as exc:
+        lock, held = None, False
+        why = f"the cache cannot be locked ({_lock_path(path)}: {type(exc).__name__}: {exc})"
+    try:
+        yield held, why
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def load_or_pretrain(
     model: nn.Module,
     config: Mapping,
@@ -390,37 +571,77 @@ def load_or_pretrain(
     so the code after this call sees the same random state whichever way the
     weights came. The model is returned in eval mode.
 
-    Returns ``"cache"`` or ``"trained"``. A file whose checksum or configuration does
-    not match is reported and replaced by a fresh training run.
+    Returns ``"cache"`` or ``"trained"``.
+
+    Safe under concurrency (several notebooks, scripts or test workers at once): a verified
+    cache is loaded without waiting. Otherwise the process takes the configuration's lock
+    (``<root>/models/.locks/<stem>.lock``), checks the cache again, and only then pretrains and
+    saves; processes that waited for the lock load what it saved, so each configuration is
+    pretrained once. A cached file that is corrupted, truncated or missing, or a record that does
+    not match it, is named in a :class:`WeightsWarning` and replaced by a fresh training run.
+    When the cache cannot be locked or written (a read-only folder), or another process holds
+    the lock for ``LOCK_TIMEOUT_S``, a :class:`WeightsWarning` says so and the freshly trained
+    weights are returned from memory without touching the cache.
     """
     key = {"config": dict(config), "torch": torch.__version__.split("+")[0], "architecture": _architecture(model)}
     path = cached_weights_path(name, key, root=root)
-    if path.exists():
+
+    def loaded() -> str:
+        if verbose:
+            print(f"loaded pretrained weights from the cache ({path.name}, SHA-256 verified)")
+        model.eval()
+        return "cache"
+
+    try:  # the common case: a verified cache, read without waiting for anyone
+        load_weights(model, path, config=key)
+        return loaded()
+    except WeightsError:
+        pass  # perhaps damaged, perhaps being written right now: decided under the lock
+
+    with _cache_lock(path, verbose) as (held, why):
+        # Under the lock no other process writes this pair: what is seen now is what is there.
+        first_use = not _exists(path) and not _exists(_record_path(path))
+        problem = None
+        if not first_use:
+            try:
+                load_weights(model, path, config=key)
+                return loaded()  # another process saved it while this one waited
+            except WeightsError as exc:
+                problem = str(exc)
+        if problem is not None:
+            then = ("Pretraining again and replacing the cached copy." if held
+                    else f"Pretraining again; {why}, so the cached copy is left as it is.")
+            _warn(f"Cached pretrained weights rejected: {problem}. {then}")
+            if verbose:
+                print(f"cached weights rejected, pretraining again ({path.name}; see the warning)")
+        elif not held:
+            _warn(f"Pretrained weights {path} are not cached and will not be: {why}. Pretraining here; the weights "
+                  "are used from memory and pretraining runs again next time. Make that folder writable, or point "
+                  "COURSE_CACHE (or root=) at a writable folder.")
+
+        np_state, py_state = np.random.get_state(), random.getstate()
         try:
-            load_weights(model, path, config=key)
-        except WeightsError as exc:
-            if verbose:
-                print(f"cached weights rejected, pretraining again: {exc}")
-        else:
-            if verbose:
-                print(f"loaded pretrained weights from the cache ({path.name}, SHA-256 verified)")
-            model.eval()
-            return "cache"
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            pretrain(model)
-    finally:  # also when pretrain raises: the caller's random state is as before
-        np.random.set_state(np_state)
-        random.setstate(py_state)
-    try:
-        save_weights(model, path, config=key)
-    except OSError as exc:  # a read-only home must not stop the chapter
-        if verbose:
-            print(f"pretrained; could not write the cache ({exc})")
-    else:
-        if verbose:
-            print(f"pretrained and saved to the cache ({path.name})")
+            with torch.random.fork_rng(devices=[]):
+                pretrain(model)
+        finally:  # also when pretrain raises: the caller's random state is as before
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+
+        if held:
+            try:
+                _sweep_parts(path)
+                _write_pair(model, path, _record_for(path, key))
+            except OSError as exc:  # a read-only home must not stop the chapter
+                _warn(f"Pretrained weights could not be saved into the cache as {path} ({type(exc).__name__}: {exc}); "
+                      "they are used from memory and pretraining runs again next time. Remove whatever is in the "
+                      "way, or point COURSE_CACHE (or root=) at a writable folder.")
+                if verbose:
+                    print(f"pretrained; not saved to the cache ({path.name}; see the warning)")
+            else:
+                if verbose:
+                    print(f"pretrained and saved to the cache ({path.name})")
+        elif verbose:
+            print(f"pretrained; not saved to the cache ({path.name}; see the warning)")
     model.eval()
     return "trained"
 

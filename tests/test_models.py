@@ -1,8 +1,11 @@
 """Tests of course_utils.models: the small CNN's backbone/head split and the pretrained-weight cache."""
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -237,12 +240,224 @@ def test_load_or_pretrain_retrains_on_corrupted_cache(tmp_path, capsys):
     (path,) = (tmp_path / "models").glob("*.pt")
     path.write_bytes(path.read_bytes()[:-10])  # truncated
     fresh = SmallCNN(num_classes=3, channels=(4, 8), feature_dim=16, seed=0)
-    assert models.load_or_pretrain(fresh, config, _pretrain_fn(calls), root=tmp_path) == "trained"
+    with pytest.warns(models.WeightsWarning, match=rf"SHA-256 mismatch for .*{path.name}.*truncated") as caught:
+        assert models.load_or_pretrain(fresh, config, _pretrain_fn(calls), root=tmp_path) == "trained"
+    assert len(caught) == 1
     assert "rejected" in capsys.readouterr().out
     assert len(calls) == 2
     for k, v in fresh.state_dict().items():
         assert torch.equal(v, reference[k]), "deterministic pretraining must reproduce the weights"
     assert models.load_or_pretrain(fresh, config, _pretrain_fn(calls), root=tmp_path, verbose=False) == "cache"
+
+
+def _tiny():
+    return SmallCNN(num_classes=3, channels=(4, 8), feature_dim=16, seed=0)
+
+
+def _reference_weights():
+    """What pretraining gives, computed without any cache."""
+    model = _tiny()
+    _pretrain_fn([])(model)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _assert_same(model, reference):
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, reference[k]), k
+
+
+@contextlib.contextmanager
+def _recorded_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+
+
+def test_save_weights_records_size_and_sweeps_leftovers(tmp_path):
+    model = _tiny()
+    path = tmp_path / "models" / "w.pt"
+    path.parent.mkdir()
+    leftovers = [path.parent / ".w.pt.k1l2.part", path.parent / ".w.json.zz9.part", path.parent / "w.pt.tmp4242"]
+    for f in leftovers:  # left by killed processes
+        f.write_bytes(b"partial")
+    digest = models.save_weights(model, path, config={"a": 1})
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record == {"config": {"a": 1}, "file": "w.pt", "sha256": digest, "bytes": path.stat().st_size}
+    assert digest == models.file_sha256(path)
+    assert not any(f.exists() for f in leftovers)
+    assert sorted(p.name for p in path.parent.iterdir() if p.is_file()) == ["w.json", "w.pt"]
+    # the same weights give the same bytes, whatever the file is called
+    assert models.save_weights(model, tmp_path / "other.pt") == digest
+
+
+def _damage(path, kind, other_path):
+    record_file = path.with_suffix(".json")
+    if kind == "corrupted":
+        blob = bytearray(path.read_bytes())
+        blob[len(blob) // 2] ^= 0xFF
+        path.write_bytes(bytes(blob))
+    elif kind == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif kind == "record of other weights":
+        record = json.loads(record_file.read_text())
+        record["sha256"] = json.loads(other_path.with_suffix(".json").read_text())["sha256"]
+        record_file.write_text(json.dumps(record))
+    elif kind == "record of another configuration":
+        record_file.write_text(other_path.with_suffix(".json").read_text())
+    elif kind == "record not JSON":
+        record_file.write_text(record_file.read_text()[:20])
+    elif kind == "missing weights":
+        path.unlink()
+    elif kind == "missing record":
+        record_file.unlink()
+    else:
+        raise AssertionError(kind)
+
+
+DAMAGE = {
+    "corrupted": r"SHA-256 mismatch for .*{name}.*corrupted or replaced",
+    "truncated": r"SHA-256 mismatch for .*{name}.*truncated",
+    "record of other weights": r"SHA-256 mismatch for .*{name}.*does not belong to it",
+    "record of another configuration": r"{name} was saved for another configuration",
+    "record not JSON": r"checksum record .*{stem}\.json is unreadable",
+    "missing weights": r"no weights file at .*{name}",
+    "missing record": r"no checksum record {stem}\.json beside {name}",
+}
+
+
+@pytest.mark.parametrize("kind", list(DAMAGE))
+def test_load_or_pretrain_names_and_repairs_each_kind_of_damage_once(tmp_path, kind, capsys):
+    reference = _reference_weights()
+    calls = []
+    models.load_or_pretrain(_tiny(), {"steps": 2}, _pretrain_fn(calls), root=tmp_path, verbose=False)
+    other_start = SmallCNN(num_classes=3, channels=(4, 8), feature_dim=16, seed=1)  # other weights
+    models.load_or_pretrain(other_start, {"steps": 9}, _pretrain_fn(calls), root=tmp_path, verbose=False)
+    path = next(p for p in (tmp_path / "models").glob("*.pt")
+                if json.loads(p.with_suffix(".json").read_text())["config"]["config"] == {"steps": 2})
+    other = next(p for p in (tmp_path / "models").glob("*.pt") if p != path)
+    _damage(path, kind, other)
+    model = _tiny()
+    pattern = DAMAGE[kind].format(name=re.escape(path.name), stem=re.escape(path.stem))
+    with pytest.warns(models.WeightsWarning, match=pattern) as caught:
+        assert models.load_or_pretrain(model, {"steps": 2}, _pretrain_fn(calls), root=tmp_path) == "trained"
+    assert len(caught) == 1, [str(w.message) for w in caught]
+    assert "replacing the cached copy" in str(caught[0].message)
+    assert caught[0].filename == __file__, "the warning points at the caller's line"
+    assert "rejected" in capsys.readouterr().out
+    assert len(calls) == 3
+    _assert_same(model, reference)
+    # repaired: the next call loads it, silently, and gets the same weights
+    with _recorded_warnings() as caught:
+        again = _tiny()
+        assert models.load_or_pretrain(again, {"steps": 2}, _pretrain_fn(calls), root=tmp_path) == "cache"
+    assert caught == [] and len(calls) == 3
+    _assert_same(again, reference)
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["sha256"] == models.file_sha256(path) and record["bytes"] == path.stat().st_size
+
+
+def test_first_use_pretrains_without_a_warning(tmp_path):
+    with _recorded_warnings() as caught:
+        assert models.load_or_pretrain(_tiny(), {"steps": 2}, _pretrain_fn([]), root=tmp_path, verbose=False) == "trained"
+    assert caught == []
+    (path,) = (tmp_path / "models").glob("*.pt")
+    assert (tmp_path / "models" / ".locks" / f"{path.stem}.lock").parent.is_dir()
+
+
+def test_cache_that_cannot_be_written_warns_and_returns_the_weights(tmp_path, capsys):
+    reference = _reference_weights()
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    calls = []
+    for _ in range(2):  # nothing is cached, so the second call trains again
+        model = _tiny()
+        with pytest.warns(models.WeightsWarning, match=r"are not cached and will not be: the cache cannot be locked.*"
+                                                      r"not-a-folder.*writable") as caught:
+            assert models.load_or_pretrain(model, {"steps": 2}, _pretrain_fn(calls), root=blocked) == "trained"
+        assert len(caught) == 1
+        _assert_same(model, reference)
+        assert not model.training
+    assert len(calls) == 2
+    assert "not saved to the cache" in capsys.readouterr().out
+    assert blocked.read_text() == "a file where the cache folder should be"
+
+
+def test_weights_path_taken_by_a_folder_warns_and_returns_the_weights(tmp_path):
+    reference = _reference_weights()
+    models.load_or_pretrain(_tiny(), {"steps": 2}, _pretrain_fn([]), root=tmp_path / "a", verbose=False)
+    (name,) = [p.name for p in (tmp_path / "a" / "models").glob("*.pt")]
+    (tmp_path / "b" / "models" / name).mkdir(parents=True)  # something in the way of the weights file
+    model = _tiny()
+    with pytest.warns(models.WeightsWarning) as caught:
+        assert models.load_or_pretrain(model, {"steps": 2}, _pretrain_fn([]), root=tmp_path / "b", verbose=False) == "trained"
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2, messages
+    assert re.search(rf"rejected: weights file .*{re.escape(name)} cannot be read", messages[0])
+    assert re.search(rf"could not be saved into the cache as .*{re.escape(name)}.*used from memory", messages[1])
+    _assert_same(model, reference)
+    assert not list((tmp_path / "b" / "models").glob(".*.part"))
+
+
+def test_lock_held_too_long_pretrains_in_memory_and_leaves_the_cache(tmp_path, monkeypatch, capsys):
+    fcntl = pytest.importorskip("fcntl")
+    reference = _reference_weights()
+    calls = []
+    models.load_or_pretrain(_tiny(), {"steps": 2}, _pretrain_fn(calls), root=tmp_path, verbose=False)
+    (path,) = (tmp_path / "models").glob("*.pt")
+    _damage(path, "truncated", None)
+    damaged = path.read_bytes()
+    monkeypatch.setattr(models, "LOCK_TIMEOUT_S", 0.3)
+    lock_file = tmp_path / "models" / ".locks" / f"{path.stem}.lock"
+    with open(lock_file, "a") as holder:  # another "process" is pretraining this configuration
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        model = _tiny()
+        with pytest.warns(models.WeightsWarning, match=r"truncated.*Pretraining again; another process held the "
+                                                      r"cache's lock .* for 0.3 s") as caught:
+            assert models.load_or_pretrain(model, {"steps": 2}, _pretrain_fn(calls), root=tmp_path) == "trained"
+        fcntl.flock(holder.fileno(), fcntl.LOCK_UN)
+    assert len(caught) == 1
+    assert "waiting for another process" in capsys.readouterr().out
+    _assert_same(model, reference)
+    assert path.read_bytes() == damaged, "without the lock the cache must not be touched"
+    with pytest.warns(models.WeightsWarning, match="truncated"):
+        assert models.load_or_pretrain(_tiny(), {"steps": 2}, _pretrain_fn(calls), root=tmp_path, verbose=False) == "trained"
+    assert models.load_or_pretrain(_tiny(), {"steps": 2}, _pretrain_fn(calls), root=tmp_path, verbose=False) == "cache"
+    assert len(calls) == 3
+
+
+def test_pretrain_that_raises_writes_nothing_and_releases_the_lock(tmp_path):
+    def broken(model):
+        torch.rand(5)  # consumes the global RNG before failing
+        raise RuntimeError("out of memory in pretraining")
+
+    torch.manual_seed(3)
+    expected = torch.rand(1)
+    torch.manual_seed(3)
+    with pytest.raises(RuntimeError, match="out of memory in pretraining"):
+        models.load_or_pretrain(_tiny(), {"steps": 2}, broken, root=tmp_path, verbose=False)
+    assert torch.equal(torch.rand(1), expected), "the random state is restored when pretraining fails"
+    assert [p.name for p in (tmp_path / "models").iterdir()] == [".locks"], "nothing is cached"
+    model = _tiny()  # the lock was released: the next call pretrains and saves at once
+    with _recorded_warnings() as caught:
+        assert models.load_or_pretrain(model, {"steps": 2}, _pretrain_fn([]), root=tmp_path, verbose=False) == "trained"
+    assert caught == []
+    _assert_same(model, _reference_weights())
+
+
+def test_load_weights_reads_each_file_once(tmp_path, monkeypatch):
+    """The weights are hashed and deserialised from one read (see test_models_concurrency.py for the race)."""
+    path = tmp_path / "w.pt"
+    models.save_weights(_tiny(), path, config={"a": 1})
+    opened = []
+    real_open = open
+
+    def counting_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    models.load_weights(SmallCNN(num_classes=3, channels=(4, 8), feature_dim=16, seed=1), path, config={"a": 1})
+    assert sorted(opened) == sorted([str(path), str(path.with_suffix(".json"))])
 
 
 # --------------------------------------------------------------------------- optional ResNet-18
