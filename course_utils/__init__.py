@@ -11,7 +11,9 @@ Modules (each imported on first use, ``course_utils.data`` or ``from course_util
 - ``calculus`` closed-form Jacobians of chapter 2
 - ``optim``    from-scratch optimizers (chapters 3, 5)
 - ``network``  the from-scratch feedforward classifier (chapter 5)
-- ``sweeps``   hyperparameter search helpers (chapter 5)
+- ``sweeps``   hyperparameter search: the search space, optuna studies, workers, reports (chapter 5)
+- ``cli``      the command-line trainer and sweep behind ``train.py`` (chapter 5)
+- ``stats``    mean, spread and rankings with ties over several seeds (chapters 4-7)
 - ``toy_data`` seeded synthetic 2-D datasets (chapter 6)
 - ``models``   small PyTorch models (chapter 7)
 """
@@ -21,7 +23,7 @@ import importlib
 
 __version__ = "0.1.0"
 REPOSITORY = "https://github.com/nn-training-course/nn-training-book"
-_SUBMODULES = {"checks", "runtime", "plots", "data", "training", "graph", "calculus", "optim", "network", "sweeps", "toy_data", "models"}
+_SUBMODULES = {"checks", "runtime", "plots", "data", "training", "graph", "calculus", "optim", "network", "sweeps", "toy_data", "models", "cli", "stats"}
 
 
 def __getattr__(name: str):
