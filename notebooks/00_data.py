@@ -16,6 +16,27 @@
 # images per split, so that later chapters can take the data for granted, and so that you can check,
 # on your own machine, that what you have is what the book ran on.
 #
+# **Learning objectives.** After this chapter you can
+#
+# - load a dataset with `data.load(name)` and read from its note which data you got;
+# - tell a verified dataset from a labelled stand-in, and read the error a missing dataset raises;
+# - count the images per class and split, and compute a test set's chance rate (the share of its
+#   most frequent class);
+# - hold out a seeded, {term}`stratified <Stratified split>` {term}`validation set` with
+#   `data.train_val_split`.
+#
+# **Prerequisites:** none beyond Python, NumPy and pandas.
+#
+# Symbols follow the book's {ref}`notation`; terms are defined in the {ref}`glossary`.
+#
+# ```{admonition} Every number here was computed
+# :class: note
+# The numbers, tables and figures on this page were produced by the code beside them, and every claim
+# the text makes is asserted by that code, so the page cannot build if a claim stops holding. Results
+# of training vary slightly between machines and seeds; where the chapter compares trained models, it
+# runs several seeds and calls differences within their spread a tie.
+# ```
+#
 # What the data layer guarantees (see {doc}`../book/running` for the look-up order and the cache):
 #
 # - **Verified bytes.** Each file is checked against the SHA-256 pinned in the registry before it is
@@ -25,8 +46,6 @@
 #   its output.
 # - **The same arrays everywhere**: `uint8` images of shape `(N, 28, 28)`, `int64` labels, class
 #   names indexed by label.
-#
-# Prerequisites: none.
 
 # %% tags=["remove-cell"]
 # Colab setup: install course_utils and what this chapter needs (a no-op elsewhere).
@@ -52,6 +71,7 @@ import matplotlib.pyplot as plt
 
 import course_utils
 from course_utils import data, plots
+from course_utils.plots import COLUMN_WIDTH
 
 info = course_utils.runtime.init(SEED)
 print(info)
@@ -104,16 +124,23 @@ def one_per_class(ds, rng):
     )
 
 
-rng = np.random.default_rng(SEED)
-for ds in datasets.values():
+def show_one_per_class(ds, rng):
+    """One training image of every class, in rows of at most 8 that fit the text column."""
     idx = one_per_class(ds, rng)
-    fig = plots.image_grid(
+    ncols = 5 if ds.num_classes <= 10 else 8
+    plots.image_grid(
         ds.X_train[idx],
         titles=[ds.classes[k] for k in range(ds.num_classes)],
-        ncols=10,
+        ncols=ncols,
+        size=min(1.4, COLUMN_WIDTH / ncols),
         suptitle=f"{ds.title}: one training image per class",
     )
     plt.show()
+
+
+rng = np.random.default_rng(SEED)
+for ds in datasets.values():
+    show_one_per_class(ds, rng)
 
 # %%
 counts = pd.concat(
@@ -129,6 +156,8 @@ assert all(
     for ds in datasets.values()
 )
 assert (datasets["fashion-mnist"].counts()["train"] == 6000).all()  # perfectly balanced
+mnist_train = datasets["mnist"].counts()["train"].to_numpy()
+assert mnist_train.argmin() == 5 and mnist_train.argmax() == 1  # rarest 5, commonest 1
 
 # %% [markdown]
 # Fashion-MNIST is perfectly balanced (6,000 training and 1,000 test images per class); MNIST is
@@ -144,20 +173,25 @@ for ds in datasets.values():
 # %% [markdown]
 # ### Pixel statistics
 #
-# The mean and standard deviation of the pixel values, which chapters 4 and 5 use to scale inputs.
-# Fashion-MNIST's images are brighter and more spread out than MNIST's mostly black background.
+# The mean and standard deviation (sd) of the pixel values. [Chapter 4](04_minibatch_sign_mnist.ipynb)
+# and [chapter 5](05_backprop_fashion_mnist.ipynb) standardize their inputs (subtract a mean,
+# divide by an sd) before training, and this is the scale they start from. Fashion-MNIST's images
+# are brighter and more spread out than MNIST's, which are mostly black background.
 
 # %%
 stats = pd.DataFrame(
     {
         ds.title: {
             "mean (0-255)": ds.X_train.mean(),
-            "std (0-255)": ds.X_train.std(),
+            "sd (0-255)": ds.X_train.std(),
             "share of zero pixels": (ds.X_train == 0).mean(),
         }
         for ds in datasets.values()
     }
 ).T
+fm, mn = stats.loc["Fashion-MNIST"], stats.loc["MNIST"]
+assert fm["mean (0-255)"] > mn["mean (0-255)"] and fm["sd (0-255)"] > mn["sd (0-255)"]
+assert fm["share of zero pixels"] < mn["share of zero pixels"]
 stats.round(3)
 
 # %% [markdown]
@@ -185,20 +219,13 @@ else:
 # %%
 sign = data.load("sign-mnist", stand_in=True)
 print(sign.note())
-idx = one_per_class(sign, rng)
-fig = plots.image_grid(
-    sign.X_train[idx],
-    titles=sign.classes,
-    ncols=min(12, sign.num_classes),
-    suptitle=f"{sign.title}: one training image per class",
-)
-plt.show()
+show_one_per_class(sign, rng)
 
 # %% [markdown]
 # ## A validation split
 #
-# Model selection must not look at the test set, so chapters hold out part of the training set.
-# `data.train_val_split` does it seeded and *stratified*: every class keeps its share.
+# Model selection must not look at the {term}`test set`, so chapters hold out part of the training
+# set. `data.train_val_split` does it seeded and *stratified*: every class keeps its share.
 
 # %%
 ds = datasets["fashion-mnist"]

@@ -1,7 +1,6 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -24,10 +23,34 @@
 # It ends by asking what the chain rule costs: multiplying Jacobians together is far more
 # expensive than pushing one row vector through them, and that row vector, the
 # *vector-Jacobian product*, is all a backward pass ever computes. We measure the
-# difference, and connect it to the three backward formulas of chapter 1's `Linear` node.
+# difference, and connect it to the three backward formulas of
+# [chapter 1's `Linear` node](01_computational_graph.ipynb).
 #
-# **Prerequisites:** chapter 1 (computational graphs, the `Linear` node and its backward
-# pass); matrix products, transposes and inverses; partial derivatives.
+# **Learning objectives.** After this chapter you can
+#
+# - write the derivative of a function of vectors or matrices in numerator layout and predict
+#   its shape before computing it;
+# - derive the Jacobians of products, a quadratic form, a Gaussian and a `tanh` layer with the
+#   chain rule, and check a closed form against `torch.autograd` and finite differences;
+# - tell when a familiar shortcut (such as $-f\,(x-\mu)^\top S^{-1}$) needs a symmetric
+#   matrix;
+# - compute a vector-Jacobian product without forming the Jacobian, and recognise
+#   [chapter 1](01_computational_graph.ipynb)'s `Linear` backward formulas as such products;
+# - measure what forming a full Jacobian costs against one vector-Jacobian product.
+#
+# **Prerequisites:** [chapter 1](01_computational_graph.ipynb) (computational graphs, the
+# `Linear` node and its backward pass); matrix products, transposes and inverses; partial
+# derivatives.
+#
+# Symbols follow the book's {ref}`notation`; terms are defined in the {ref}`glossary`.
+#
+# ```{admonition} Every number here was computed
+# :class: note
+# The numbers, tables and figures on this page were produced by the code beside them, and every claim
+# the text makes is asserted by that code, so the page cannot build if a claim stops holding. Results
+# of training vary slightly between machines and seeds; where the chapter compares trained models, it
+# runs several seeds and calls differences within their spread a tie.
+# ```
 
 # %% tags=["remove-cell"]
 # Colab setup: install course_utils and what this chapter needs (a no-op elsewhere).
@@ -46,7 +69,8 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 SEED = 0
 N_DIM = 3  # n of the examples x in R^n (small so the tensors can be printed)
-# Jacobian-vs-VJP measurement: widths n of a chain of tanh layers, its depth, and best-of repeats.
+# Jacobian-vs-VJP measurement: widths n of a chain of tanh layers, its depth, and
+# best-of repeats.
 # A faster machine or a GPU reader may add 1024 and 2048 to TIMING_WIDTHS.
 TIMING_WIDTHS = [16, 32, 64, 128, 256, 512]
 TIMING_DEPTH = 4
@@ -64,6 +88,7 @@ from numpy.testing import assert_allclose
 import course_utils.runtime
 from course_utils import calculus
 from course_utils.checks import numerical_jacobian, relative_error
+from course_utils.plots import COLUMN_WIDTH
 
 torch.set_default_dtype(
     torch.float64
@@ -76,7 +101,7 @@ print(info)
 # ## Conventions: numerator layout
 #
 # For a function $f:\mathbb{R}^D\to\mathbb{R}^M$ the derivative at $x$ is the
-# **Jacobian**, an $M\times D$ matrix with one **row per output** and one **column per input**:
+# {term}`Jacobian`, an $M\times D$ matrix with one **row per output** and one **column per input**:
 #
 # $$
 # \frac{\partial f}{\partial x} = J \in \mathbb{R}^{M\times D}, \qquad
@@ -91,13 +116,13 @@ print(info)
 #   $\nabla_x f = \left(\frac{\partial f}{\partial x}\right)^\top\in\mathbb{R}^{D}$, which has the
 #   shape of $x$ and is what an optimizer subtracts from $x$.
 # * The chain rule reads left to right in the order of the composition, and the inner
-#   dimensions match: for $h = g(f(x))$ with $f:\mathbb{R}^D\to\mathbb{R}^K$ and
-#   $g:\mathbb{R}^K\to\mathbb{R}^M$,
+#   dimensions match: for $h = g(f(x))$ with $f:\mathbb{R}^D\to\mathbb{R}^Q$ and
+#   $g:\mathbb{R}^Q\to\mathbb{R}^M$,
 #
 # $$
 # \underbrace{\frac{\partial h}{\partial x}}_{M\times D}
-# = \underbrace{\frac{\partial g}{\partial f}}_{M\times K}\;
-#   \underbrace{\frac{\partial f}{\partial x}}_{K\times D}.
+# = \underbrace{\frac{\partial g}{\partial f}}_{M\times Q}\;
+#   \underbrace{\frac{\partial f}{\partial x}}_{Q\times D}.
 # $$ (eq-jac-chain)
 #
 # When $f$ or $x$ is a matrix or a tensor, the Jacobian's shape is the shape of $f$
@@ -139,8 +164,8 @@ print("both equal W: rows are outputs, columns are inputs")
 # %% [markdown]
 # Every closed form below goes through the same three-way comparison: the formula
 # (from `course_utils.calculus`), `torch.autograd`, and central finite differences. The
-# helper asserts the agreement and prints the tolerance it asserted, not the raw error
-# (whose last digits depend on the machine).
+# helper prints the relative error each comparison must stay below, not the error itself,
+# whose last digits differ from machine to machine.
 
 # %%
 AUTOGRAD_RTOL, FD_RTOL = 1e-10, 1e-7
@@ -162,10 +187,13 @@ def compare(name, closed, autograd, finite_diff):
     assert relative_error(closed, finite_diff) < FD_RTOL, (
         f"{name}: closed form disagrees with finite differences"
     )
-    print(
-        f"{name:<22} shape {str(closed.shape):<12} = autograd (rel. err < {AUTOGRAD_RTOL:.0e})"
-        f" = finite differences (rel. err < {FD_RTOL:.0e})"
-    )
+    print(f"{name:<22} shape {str(closed.shape):<12} = autograd = finite differences")
+
+
+print(
+    f"every check: relative error < {AUTOGRAD_RTOL:.0e} against autograd,"
+    f" < {FD_RTOL:.0e} against finite differences"
+)
 
 
 # %% [markdown]
@@ -178,14 +206,16 @@ def compare(name, closed, autograd, finite_diff):
 #
 # $$
 # \frac{\partial f_1}{\partial x} =
-# \begin{bmatrix} \cos(x_1)\cos(x_2) & -\sin(x_1)\sin(x_2) \end{bmatrix} \in \mathbb{R}^{1\times 2}.
+# \begin{bmatrix} \cos x_1\cos x_2 & -\sin x_1\sin x_2 \end{bmatrix}
+# \in \mathbb{R}^{1\times 2}.
 # $$ (eq-jac-f1)
 #
 # **A dot product.** $f_2(x, y) = x^\top y = \sum_i x_i y_i$ with $x, y\in\mathbb{R}^n$. Since
 # $\partial f_2/\partial x_j = y_j$,
 #
 # $$
-# \frac{\partial f_2}{\partial x} = y^\top \in \mathbb{R}^{1\times n}, \qquad
+# \frac{\partial f_2}{\partial x} = y^\top \in \mathbb{R}^{1\times n},
+# \qquad
 # \frac{\partial f_2}{\partial y} = x^\top \in \mathbb{R}^{1\times n},
 # $$ (eq-jac-f2)
 #
@@ -197,7 +227,8 @@ def compare(name, closed, autograd, finite_diff):
 # $n\times n\times n$ **third-order tensor**. From $(xx^\top)_{ij} = x_i x_j$ and the product rule,
 #
 # $$
-# \frac{\partial (xx^\top)_{ij}}{\partial x_k} = \delta_{ik}\,x_j + x_i\,\delta_{jk},
+# \frac{\partial (xx^\top)_{ij}}{\partial x_k}
+# = \delta_{ik}\,x_j + x_i\,\delta_{jk},
 # $$ (eq-jac-f3)
 #
 # where $\delta_{ik}$ is 1 when $i = k$ and 0 otherwise. Fixing $k$ gives one $n\times n$
@@ -262,15 +293,18 @@ for k in range(3):
 
 # %% [markdown]
 # Slice $k$ has $x^\top = (1, 2, 3)$ in row $k$, $x$ in column $k$, $2x_k$ on the diagonal
-# where they cross, and zeros elsewhere: most of the $n^3$ entries are zero. We will meet
-# that sparsity again when we ask why backpropagation never builds such tensors.
+# where they cross, and zeros elsewhere: most of the $n^3$ entries are zero. We meet
+# that sparsity again in {ref}`sec-ch02-backprop`, where we ask why backpropagation never
+# builds such tensors.
 #
 # ## The chain rule, one dimension at a time
 #
 # Consider
 #
 # $$
-# f(z) = \exp\!\left(-\tfrac{1}{2} z\right), \qquad z = g(y) = y^\top S^{-1} y, \qquad y = h(x) = x - \mu,
+# f(z) = \exp\!\left(-\tfrac{1}{2} z\right), \qquad
+# z = g(y) = y^\top S^{-1} y, \qquad
+# y = h(x) = x - \mu,
 # $$ (eq-jac-gauss)
 #
 # with $x, \mu\in\mathbb{R}^D$ and an invertible $S\in\mathbb{R}^{D\times D}$. When $S$ is a
@@ -290,7 +324,8 @@ for k in range(3):
 # factors, $(1\times 1)(1\times D)(D\times D) = 1\times D$:
 #
 # $$
-# \frac{\partial f}{\partial x} = -\tfrac12\, f\,(x-\mu)^\top\left(S^{-1} + S^{-\top}\right).
+# \frac{\partial f}{\partial x}
+# = -\tfrac12\, f\,(x-\mu)^\top\left(S^{-1} + S^{-\top}\right).
 # $$ (eq-jac-gauss-grad)
 #
 # Only when $S$ is symmetric (every covariance matrix is) does $S^{-\top} = S^{-1}$, and the
@@ -348,29 +383,30 @@ for label, S in [("covariance S", S_cov), ("non-symmetric S", S_nonsym)]:
 #
 # ## A trace
 #
-# $f(x) = \operatorname{tr}(xx^\top + \sigma^2 I)$ for $x\in\mathbb{R}^n$. The trace of $xx^\top$
-# is $\sum_i x_i^2$ and the trace of $\sigma^2 I$ is $n\sigma^2$, so
+# $f(x) = \operatorname{tr}(xx^\top + c^2 I)$ for $x\in\mathbb{R}^n$ and a constant $c$. The
+# trace of $xx^\top$ is $\sum_i x_i^2$ and the trace of $c^2 I$ is $nc^2$, so
 #
 # $$
-# f(x) = x^\top x + n\sigma^2, \qquad \frac{\partial f}{\partial x} = 2x^\top \in\mathbb{R}^{1\times n}.
+# f(x) = x^\top x + nc^2, \qquad
+# \frac{\partial f}{\partial x} = 2x^\top \in\mathbb{R}^{1\times n}.
 # $$ (eq-jac-trace)
 #
 # The same result follows from the chain rule through the tensor {eq}`eq-jac-f3`: the trace
-# sums the diagonal entries, so $\partial f/\partial x_k = \sum_i \partial(xx^\top)_{ii}/\partial x_k
-# = \sum_i (\delta_{ik}x_i + x_i\delta_{ik}) = 2x_k$. With $x = (1, 2, 3)$ and $\sigma = 0.5$:
+# sums the diagonal entries, so
+# $\partial f/\partial x_k = \sum_i \partial(xx^\top)_{ii}/\partial x_k
+# = \sum_i (\delta_{ik}x_i + x_i\delta_{ik}) = 2x_k$. With $x = (1, 2, 3)$ and $c = 0.5$
+# (`calculus.trace_outer(x, c)` takes the constant as its second argument):
 
 # %%
-x, sigma = np.array([1.0, 2.0, 3.0]), 0.5
-value = calculus.trace_outer(x, sigma)
-print(
-    f"f(x) = {value:.4f}  (x^T x + n sigma^2 = {x @ x:.0f} + {x.size * sigma**2:.2f})"
-)
-assert value == x @ x + x.size * sigma**2
+x, c = np.array([1.0, 2.0, 3.0]), 0.5
+value = calculus.trace_outer(x, c)
+print(f"f(x) = {value:.4f}  (x^T x + n c^2 = {x @ x:.0f} + {x.size * c**2:.2f})")
+assert value == x @ x + x.size * c**2
 J = calculus.trace_outer_jacobian(x)
 print("df/dx =", J, "= 2 x^T")
-f = lambda v: calculus.trace_outer(v, sigma)  # noqa: E731
+f = lambda v: calculus.trace_outer(v, c)  # noqa: E731
 compare(
-    "tr(x x^T + s^2 I)",
+    "tr(x x^T + c^2 I)",
     J,
     autograd_jacobian(f, x)[None, :],
     numerical_jacobian(f, x)[None, :],
@@ -382,84 +418,91 @@ assert_allclose(
 # %% [markdown]
 # ## A `tanh` layer
 #
-# $f = \tanh(z)$ with $z = Ax + b$, $A\in\mathbb{R}^{M\times N}$, $x\in\mathbb{R}^N$,
-# $b\in\mathbb{R}^M$. The chain rule has two factors. $\tanh$ acts elementwise, so output $i$
-# depends only on $z_i$ and its $M\times M$ Jacobian is **diagonal**, with
-# $\tanh'(z_i) = 1 - \tanh^2(z_i)$; the affine map has Jacobian $A$ ($M\times N$):
+# $f = \tanh(z)$ with $z = Wx + \mathbf{b}$, $W\in\mathbb{R}^{M\times D}$,
+# $x\in\mathbb{R}^D$, $\mathbf{b}\in\mathbb{R}^M$. The chain rule has two factors. $\tanh$
+# acts elementwise, so output $i$ depends only on $z_i$ and its $M\times M$ Jacobian is
+# **diagonal**, with $\tanh'(z_i) = 1 - \tanh^2(z_i)$; the affine map has Jacobian $W$
+# ($M\times D$):
 #
 # $$
-# \frac{\partial f}{\partial x} = \underbrace{\operatorname{diag}\!\left(1 - \tanh^2(Ax + b)\right)}_{M\times M}\;
-# \underbrace{A}_{M\times N} \in\mathbb{R}^{M\times N}.
+# \frac{\partial f}{\partial x}
+# = \underbrace{\operatorname{diag}\!\left(1 - \tanh^2(z)\right)}_{M\times M}\;
+#   \underbrace{W}_{M\times D}
+# \in\mathbb{R}^{M\times D}, \qquad z = Wx + \mathbf{b}.
 # $$ (eq-jac-tanh)
 #
-# Multiplying by a diagonal matrix scales the rows of $A$; the code never builds the
+# Multiplying by a diagonal matrix scales the rows of $W$; the code never builds the
 # $M\times M$ matrix.
 
 # %%
-M, N = 3, 5
-A, b, x = rng.normal(size=(M, N)), rng.normal(size=M), rng.normal(size=N)
-J = calculus.tanh_layer_jacobian(x, A, b)
-t = np.tanh(A @ x + b)
-assert_allclose(J, np.diag(1 - t**2) @ A)  # the row scaling is diag(...) @ A
-f = lambda v: calculus.tanh_layer(v, A, b)  # noqa: E731
-compare("tanh(Ax + b)", J, autograd_jacobian(f, x), numerical_jacobian(f, x))
+M, D = 3, 5
+W, b, x = rng.normal(size=(M, D)), rng.normal(size=M), rng.normal(size=D)
+J = calculus.tanh_layer_jacobian(x, W, b)
+t = np.tanh(W @ x + b)
+assert_allclose(J, np.diag(1 - t**2) @ W)  # the row scaling is diag(...) @ W
+f = lambda v: calculus.tanh_layer(v, W, b)  # noqa: E731
+compare("tanh(Wx + b)", J, autograd_jacobian(f, x), numerical_jacobian(f, x))
+print(f"the Jacobian has shape {J.shape}: M x D with M = {M}, D = {D}")
 
 # %% [markdown]
-# The Jacobian is $3\times 5$, $M\times N$, as {eq}`eq-jac-tanh` says.
+# The Jacobian is $3\times 5$, $M\times D$, as {eq}`eq-jac-tanh` says.
 #
+# (sec-ch02-backprop)=
 # ## From Jacobians to backpropagation
 #
-# A network is a composition $h_K = f_K(\cdots f_2(f_1(x)))$ followed by a scalar loss
-# $L(h_K)$. By the chain rule,
+# A network is a composition $h_d = f_d(\cdots f_2(f_1(x)))$ of $d$ layers followed by a
+# scalar loss $\mathcal{L}(h_d)$. With every layer $n$ wide, the chain rule reads
 #
 # $$
-# \underbrace{\frac{\partial L}{\partial x}}_{1\times n}
-# = \underbrace{\frac{\partial L}{\partial h_K}}_{1\times n}\;
-#   \underbrace{J_K}_{n\times n}\; J_{K-1}\cdots J_1, \qquad J_k = \frac{\partial h_k}{\partial h_{k-1}}.
+# \underbrace{\frac{\partial \mathcal{L}}{\partial x}}_{1\times n}
+# = \underbrace{\frac{\partial \mathcal{L}}{\partial h_d}}_{1\times n}\;
+#   \underbrace{J_d}_{n\times n}\; J_{d-1}\cdots J_1,
 # $$ (eq-jac-backprop)
 #
+# where $J_k = \partial h_k/\partial h_{k-1}$ is layer $k$'s Jacobian and $h_0 = x$.
 # Matrix multiplication is associative, so we may choose the brackets. From the right,
-# $J_K(\cdots(J_2 J_1))$ multiplies $n\times n$ matrices: $O(n^3)$ work and an
+# $J_d(\cdots(J_2 J_1))$ multiplies $n\times n$ matrices: $O(n^3)$ work and an
 # $n\times n$ intermediate per layer. From the left, every step multiplies a **row
 # vector** by a Jacobian:
 #
 # $$
-# \bar g_K = \frac{\partial L}{\partial h_K}, \qquad
-# \bar g_{k-1} = \bar g_k\, J_k \quad (k = K, \dots, 1), \qquad \frac{\partial L}{\partial x} = \bar g_0.
+# \bar g_d = \frac{\partial \mathcal{L}}{\partial h_d}, \qquad
+# \bar g_{k-1} = \bar g_k\, J_k \quad (k = d, \dots, 1), \qquad
+# \frac{\partial \mathcal{L}}{\partial x} = \bar g_0.
 # $$ (eq-jac-vjp)
 #
-# Each step is a **vector-Jacobian product** (VJP): $O(n^2)$ work, and a result the size of
-# the layer's input. This is reverse-mode automatic differentiation
+# Each step is a **vector-Jacobian product** ({term}`VJP`): $O(n^2)$ work, and a result the
+# size of the layer's input. This is reverse-mode automatic differentiation
 # {cite}`ch02-griewank2008evaluating,ch02-baydin2018autodiff`, the backward pass of backpropagation
 # {cite}`ch02-rumelhart1986backprop`. Better still, a VJP rarely needs the Jacobian at all. For the
 # `tanh` layer,
 #
 # $$
-# \bar g\,\operatorname{diag}(1 - t^2)\,A = \left(\bar g \odot (1 - t^2)\right) A, \qquad t = \tanh(Ax + b),
+# \bar g\,\operatorname{diag}(1 - t^2)\,W = \left(\bar g \odot (1 - t^2)\right) W,
+# \qquad t = \tanh(Wx + \mathbf{b}),
 # $$ (eq-jac-tanh-vjp)
 #
-# an elementwise product and one vector-matrix product: the $M\times N$ Jacobian is never
+# an elementwise product and one vector-matrix product: the $M\times D$ Jacobian is never
 # formed. `torch.autograd.grad(outputs, inputs, grad_outputs=v)` computes exactly
 # $v^\top J$, and `torch.func.vjp` exposes the same operation as a function:
 
 # %%
 v = rng.normal(size=M)  # an upstream gradient dL/df, one entry per output of the layer
-vjp_closed = calculus.tanh_layer_vjp(x, A, b, v)
+vjp_closed = calculus.tanh_layer_vjp(x, W, b, v)
 x_t = torch.tensor(x, requires_grad=True)
 (vjp_grad,) = torch.autograd.grad(
-    calculus.tanh_layer(x_t, A, b), x_t, grad_outputs=torch.tensor(v)
+    calculus.tanh_layer(x_t, W, b), x_t, grad_outputs=torch.tensor(v)
 )
-_, vjp_fn = torch.func.vjp(lambda z: calculus.tanh_layer(z, A, b), torch.tensor(x))
+_, vjp_fn = torch.func.vjp(lambda z: calculus.tanh_layer(z, W, b), torch.tensor(x))
 (vjp_func,) = vjp_fn(torch.tensor(v))
-assert_allclose(
-    vjp_closed, v @ calculus.tanh_layer_jacobian(x, A, b)
-)  # (g * (1 - t^2)) A = g diag(1 - t^2) A
+# (v * (1 - t^2)) W = v diag(1 - t^2) W
+assert_allclose(vjp_closed, v @ calculus.tanh_layer_jacobian(x, W, b))
 assert_allclose(vjp_closed, vjp_grad.numpy(), rtol=1e-12)
 assert_allclose(vjp_closed, vjp_func.numpy(), rtol=1e-12)
 print(f"v has shape {v.shape} (like f), the VJP has shape {vjp_closed.shape} (like x)")
-print(
-    "(v * (1 - t^2)) @ A  ==  v @ J  ==  torch.autograd.grad(..., grad_outputs=v)  ==  torch.func.vjp"
-)
+print("(v * (1 - t^2)) @ W  ==  v @ J")
+print("                     ==  torch.autograd.grad(..., grad_outputs=v)")
+print("                     ==  torch.func.vjp")
 
 # %% [markdown]
 # Conversely, a full Jacobian costs one VJP **per output**: row $i$ of $J$ is $e_i^\top J$.
@@ -467,50 +510,52 @@ print(
 # row. For a scalar loss there is a single row, and one backward pass gives the whole
 # gradient, however many inputs there are.
 #
+# (sec-ch02-linear-vjp)=
 # ### Chapter 1's `Linear` backward formulas are VJPs
 #
-# Chapter 1's `Linear` node computes $Y = XA^\top + b$ for a batch $X\in\mathbb{R}^{B\times N}$
-# (samples are rows), $A\in\mathbb{R}^{M\times N}$, and its backward pass turns the upstream
-# $\bar Y = \partial L/\partial Y\in\mathbb{R}^{B\times M}$ into
+# [Chapter 1](01_computational_graph.ipynb)'s `Linear` node computes
+# $Y = XW^\top + \mathbf{1}\mathbf{b}^\top$ for a batch $X\in\mathbb{R}^{B\times D}$ (samples
+# are rows) and $W\in\mathbb{R}^{M\times D}$, and its backward pass turns the upstream
+# $\bar Y = \partial \mathcal{L}/\partial Y\in\mathbb{R}^{B\times M}$ into
 #
 # $$
-# \frac{\partial L}{\partial X} = \bar Y A, \qquad \frac{\partial L}{\partial A} = \bar Y^\top X, \qquad
-# \frac{\partial L}{\partial b} = \sum_{p=1}^{B} \bar Y_{p,:}.
+# \frac{\partial \mathcal{L}}{\partial X} = \bar Y W, \qquad
+# \frac{\partial \mathcal{L}}{\partial W} = \bar Y^\top X, \qquad
+# \frac{\partial \mathcal{L}}{\partial \mathbf{b}} = \sum_{p=1}^{B} \bar Y_{p,:}.
 # $$ (eq-jac-linear-vjp)
 #
-# The full Jacobians are tensors: $\partial Y/\partial X$ is $B\times M\times B\times N$ with
-# entries $\delta_{pq}A_{ij}$, $\partial Y/\partial A$ is $B\times M\times M\times N$ with
-# entries $\delta_{ik}X_{pj}$, and $\partial Y/\partial b$ is $B\times M\times M$ with entries
-# $\delta_{ik}$. Contracting $\bar Y$ with each of them over the two indices of $Y$ (the
-# VJP, written out) gives the three formulas {eq}`eq-jac-linear-vjp`:
+# The full Jacobians are tensors: $\partial Y/\partial X$ is $B\times M\times B\times D$ with
+# entries $\delta_{pq}W_{ij}$, $\partial Y/\partial W$ is $B\times M\times M\times D$ with
+# entries $\delta_{ik}X_{pj}$, and $\partial Y/\partial \mathbf{b}$ is $B\times M\times M$ with
+# entries $\delta_{ik}$. Contracting $\bar Y$ with each of them over the two indices of $Y$
+# (the VJP, written out) gives the three formulas {eq}`eq-jac-linear-vjp`:
 
 # %%
-B, M, N = 4, 3, 5
-X, A, b = rng.normal(size=(B, N)), rng.normal(size=(M, N)), rng.normal(size=M)
+B, M, D = 4, 3, 5
+X, W, b = rng.normal(size=(B, D)), rng.normal(size=(M, D)), rng.normal(size=M)
 Y_bar = rng.normal(size=(B, M))  # upstream dL/dY
-jacobians = calculus.linear_jacobians(X, A)
+jacobians = calculus.linear_jacobians(X, W)
 references = [
-    autograd_jacobian(lambda Z: calculus.linear(Z, A, b), X),
-    autograd_jacobian(lambda Z: calculus.linear(X, Z, b), A),
-    autograd_jacobian(lambda z: calculus.linear(X, A, z), b),
+    autograd_jacobian(lambda Z: calculus.linear(Z, W, b), X),
+    autograd_jacobian(lambda Z: calculus.linear(X, Z, b), W),
+    autograd_jacobian(lambda z: calculus.linear(X, W, z), b),
 ]
 finite_diffs = [
-    numerical_jacobian(lambda Z: calculus.linear(Z, A, b), X),
-    numerical_jacobian(lambda Z: calculus.linear(X, Z, b), A),
-    numerical_jacobian(lambda z: calculus.linear(X, A, z), b),
+    numerical_jacobian(lambda Z: calculus.linear(Z, W, b), X),
+    numerical_jacobian(lambda Z: calculus.linear(X, Z, b), W),
+    numerical_jacobian(lambda z: calculus.linear(X, W, z), b),
 ]
-vjps = calculus.linear_vjp(X, A, Y_bar)  # Y_bar @ A, Y_bar.T @ X, Y_bar.sum(axis=0)
+vjps = calculus.linear_vjp(X, W, Y_bar)  # Y_bar @ W, Y_bar.T @ X, Y_bar.sum(axis=0)
 
 # torch's own backward pass of the same layer, seeded with Y_bar
-X_t, A_t, b_t = (torch.tensor(a, requires_grad=True) for a in (X, A, b))
-calculus.linear(X_t, A_t, b_t).backward(torch.tensor(Y_bar))
-torch_grads = [X_t.grad.numpy(), A_t.grad.numpy(), b_t.grad.numpy()]
+X_t, W_t, b_t = (torch.tensor(a, requires_grad=True) for a in (X, W, b))
+calculus.linear(X_t, W_t, b_t).backward(torch.tensor(Y_bar))
+torch_grads = [X_t.grad.numpy(), W_t.grad.numpy(), b_t.grad.numpy()]
 
-print(
-    f"{'':8}{'Jacobian shape':>16}{'entries':>9}{'nonzero':>9}   {'VJP shape':>10}{'entries':>8}"
-)
+print(f"{'':8}{'Jacobian shape':>16}{'entries':>9}{'nonzero':>9}", end="")
+print(f"   {'VJP shape':>10}{'entries':>8}")
 for name, J, J_ag, J_fd, g, g_torch in zip(
-    ["dY/dX", "dY/dA", "dY/db"], jacobians, references, finite_diffs, vjps, torch_grads
+    ["dY/dX", "dY/dW", "dY/db"], jacobians, references, finite_diffs, vjps, torch_grads
 ):
     agrees = (relative_error(J, J_ag) < AUTOGRAD_RTOL) and (
         relative_error(J, J_fd) < FD_RTOL
@@ -522,17 +567,18 @@ for name, J, J_ag, J_fd, g, g_torch in zip(
         np.tensordot(Y_bar, J, axes=2), g
     )  # contracting dL/dY with the Jacobian = the VJP formula
     assert_allclose(g, g_torch, rtol=1e-12)  # = torch's backward pass
-    print(
-        f"{name:8}{str(J.shape):>16}{J.size:>9}{np.count_nonzero(J) / J.size:>9.1%}   {str(g.shape):>10}{g.size:>8}"
-    )
+    nonzero = np.count_nonzero(J) / J.size
+    print(f"{name:8}{str(J.shape):>16}{J.size:>9}{nonzero:>9.1%}", end="")
+    print(f"   {str(g.shape):>10}{g.size:>8}")
 
 # %% [markdown]
 # Each full Jacobian agrees with `torch.autograd` and finite differences; contracting
-# $\bar Y$ with it gives exactly chapter 1's formula, which equals PyTorch's backward pass.
+# $\bar Y$ with it gives exactly [chapter 1](01_computational_graph.ipynb)'s formula, which
+# equals PyTorch's backward pass.
 # The Jacobians are mostly zeros (25 % of $\partial Y/\partial X$ is nonzero here, $1/B$
 # in general; $1/M$ of the other two), and they are much larger than the gradients they
 # produce. At a realistic size the difference is not a matter of taste. For a first layer
-# on $28\times 28$ images, $N = 784$ inputs, $M = 256$ outputs and a batch of $B = 64$:
+# on $28\times 28$ images, $D = 784$ inputs, $M = 256$ outputs and a batch of $B = 64$:
 
 
 # %%
@@ -544,89 +590,125 @@ def fmt_bytes(nbytes):
         nbytes /= 1024
 
 
-B, M, N = 64, 256, 784
-entries = {"dY/dX": B * M * B * N, "dY/dA": B * M * M * N, "dY/db": B * M * M}
-gradient_entries = {"dY/dX": B * N, "dY/dA": M * N, "dY/db": M}
+B, M, D = 64, 256, 784
+entries = {"dY/dX": B * M * B * D, "dY/dW": B * M * M * D, "dY/db": B * M * M}
+gradient_entries = {"dY/dX": B * D, "dY/dW": M * D, "dY/db": M}
 print("float32 (4 bytes per entry)")
-for name in entries:
+for name, n_jac in entries.items():
+    n_vjp = gradient_entries[name]
     print(
-        f"{name}: full Jacobian {entries[name]:.3g} entries = {fmt_bytes(4 * entries[name]):>9};"
-        f"  VJP result {gradient_entries[name]:>6} entries = {fmt_bytes(4 * gradient_entries[name]):>9}"
+        f"{name}: full Jacobian {n_jac:.3g} entries = {fmt_bytes(4 * n_jac):>9};"
+        f"  VJP {n_vjp:>6} entries = {fmt_bytes(4 * n_vjp):>9}"
     )
 
 # %% [markdown]
-# Storing $\partial Y/\partial A$ for this one layer would take 12.2 GiB, and
+# Storing $\partial Y/\partial W$ for this one layer would take 12.2 GiB, and
 # $\partial Y/\partial X$ another 3 GiB; the VJPs are a 784 KiB and a 196 KiB matrix, each
 # computed by one matrix product.
 #
+# (sec-ch02-measuring)=
 # ### Measuring it: full Jacobian against one VJP
 #
-# We differentiate a chain of `TIMING_DEPTH` `tanh` layers of width $n$,
-# $h_k = \tanh(A_k h_{k-1} + b_k)$, followed by the loss $L = w^\top h_K$, in four ways. All
-# four return the same gradient $\partial L/\partial x$ (asserted), at very different cost:
+# We differentiate a chain of `TIMING_DEPTH` $= d$ `tanh` layers of width $n$,
+# $h_k = \tanh(W_k h_{k-1} + \mathbf{b}_k)$, followed by the loss
+# $\mathcal{L} = \mathbf{u}^\top h_d$ for a fixed vector $\mathbf{u}$, in four ways. All four
+# return the same gradient $\partial \mathcal{L}/\partial x$, at very different cost:
 #
-# 1. **full Jacobian, autograd**: `torch.autograd.functional.jacobian` ($n$ backward passes, one per row), then $w^\top J$;
-# 2. **full Jacobian, closed form**: the product $J_K\cdots J_1$ of the layer Jacobians {eq}`eq-jac-tanh` in NumPy, right to left (matrix-matrix products), then $w^\top J$;
-# 3. **one VJP, autograd**: `torch.autograd.grad(h_K, x, grad_outputs=w)`, a single backward pass;
-# 4. **one VJP, closed form**: {eq}`eq-jac-vjp` with {eq}`eq-jac-tanh-vjp` in NumPy, left to right.
-#
-# Time is the best of `TIMING_REPEATS` runs. Memory is measured for the NumPy versions as
-# the peak of the memory they allocate (`tracemalloc`, which tracks NumPy's arrays); for the
-# PyTorch versions we report the size of the result (an $n\times n$ Jacobian against an
-# $n$-vector), which is deterministic.
+# 1. **full Jacobian, autograd**: `torch.autograd.functional.jacobian` ($n$ backward passes,
+#    one per row), then $\mathbf{u}^\top J$;
+# 2. **full Jacobian, closed form**: the product $J_d\cdots J_1$ of the layer Jacobians
+#    {eq}`eq-jac-tanh` in NumPy, right to left (matrix-matrix products), then
+#    $\mathbf{u}^\top J$;
+# 3. **one VJP, autograd**: `torch.autograd.grad(h_d, x, grad_outputs=u)`, a single backward
+#    pass;
+# 4. **one VJP, closed form**: {eq}`eq-jac-vjp` with {eq}`eq-jac-tanh-vjp` in NumPy, left to
+#    right.
 
 
 # %%
 def make_chain(n, depth, rng):
-    As = [rng.normal(scale=1 / np.sqrt(n), size=(n, n)) for _ in range(depth)]
+    Ws = [rng.normal(scale=1 / np.sqrt(n), size=(n, n)) for _ in range(depth)]
     bs = [rng.normal(scale=0.1, size=n) for _ in range(depth)]
-    return As, bs
+    return Ws, bs
 
 
-def chain_torch(x, As, bs):
+def chain_torch(x, Ws, bs):
     h = x
-    for A, b in zip(As, bs):
-        h = torch.tanh(A @ h + b)
+    for W, b in zip(Ws, bs):
+        h = torch.tanh(W @ h + b)
     return h
 
 
-def full_jacobian_autograd(x, w, As, bs):
-    J = torch.autograd.functional.jacobian(
-        lambda z: chain_torch(z, As, bs), x
-    )  # n x n: n backward passes
-    return w @ J, J
+def full_jacobian_autograd(x, u, Ws, bs):
+    # n x n: n backward passes, one per row
+    J = torch.autograd.functional.jacobian(lambda z: chain_torch(z, Ws, bs), x)
+    return u @ J, J
 
 
-def one_vjp_autograd(x, w, As, bs):
+def one_vjp_autograd(x, u, Ws, bs):
     x = x.detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(
-        chain_torch(x, As, bs), x, grad_outputs=w
-    )  # one backward pass
+    # a single backward pass
+    (g,) = torch.autograd.grad(chain_torch(x, Ws, bs), x, grad_outputs=u)
     return g
 
 
-def full_jacobian_numpy(x, w, As, bs):
+# %%
+def full_jacobian_numpy(x, u, Ws, bs):
     h, J = x, None
-    for A, b in zip(As, bs):
-        h = np.tanh(A @ h + b)
-        J_k = (1 - h**2)[:, None] * A  # diag(1 - h^2) A, n x n
+    for W, b in zip(Ws, bs):
+        h = np.tanh(W @ h + b)
+        J_k = (1 - h**2)[:, None] * W  # diag(1 - h^2) W, n x n
         J = J_k if J is None else J_k @ J  # n x n times n x n: O(n^3)
-    return w @ J
+    return u @ J
 
 
-def one_vjp_numpy(x, w, As, bs):
+def one_vjp_numpy(x, u, Ws, bs):
     hs = [x]
-    for A, b in zip(As, bs):  # forward pass, keeping the activations
-        hs.append(np.tanh(A @ hs[-1] + b))
-    g = w
-    for A, h in zip(
-        reversed(As), reversed(hs[1:])
-    ):  # backward pass: one VJP per layer, O(n^2)
-        g = (g * (1 - h**2)) @ A
+    for W, b in zip(Ws, bs):  # forward pass, keeping the activations
+        hs.append(np.tanh(W @ hs[-1] + b))
+    g = u
+    for W, h in zip(reversed(Ws), reversed(hs[1:])):  # backward: one O(n^2) VJP a layer
+        g = (g * (1 - h**2)) @ W
     return g
 
 
-def best_time(fn, repeats):
+# %% [markdown]
+# On a single layer the two closed forms are `calculus.tanh_layer_vjp` and
+# `calculus.tanh_layer_jacobian`, and on a whole chain all four routes return the same
+# gradient:
+
+# %%
+Ws, bs = make_chain(8, 1, rng)
+x8, u8 = rng.normal(size=(2, 8))
+assert_allclose(
+    one_vjp_numpy(x8, u8, Ws, bs), calculus.tanh_layer_vjp(x8, Ws[0], bs[0], u8)
+)
+assert_allclose(
+    full_jacobian_numpy(x8, u8, Ws, bs),
+    u8 @ calculus.tanh_layer_jacobian(x8, Ws[0], bs[0]),
+)
+Ws, bs = make_chain(16, TIMING_DEPTH, rng)
+x16, u16 = rng.normal(size=(2, 16))
+Ws_t, bs_t = [torch.tensor(W) for W in Ws], [torch.tensor(b) for b in bs]
+x16_t, u16_t = torch.tensor(x16), torch.tensor(u16)
+reference = one_vjp_autograd(x16_t, u16_t, Ws_t, bs_t).numpy()
+for route, g in [
+    ("full Jacobian, autograd", full_jacobian_autograd(x16_t, u16_t, Ws_t, bs_t)[0]),
+    ("full Jacobian, closed form", full_jacobian_numpy(x16, u16, Ws, bs)),
+    ("one VJP, closed form", one_vjp_numpy(x16, u16, Ws, bs)),
+]:
+    assert_allclose(np.asarray(g), reference, rtol=1e-9, atol=1e-12)
+    print(f"{route:<27} = one VJP, autograd (n = 16, {TIMING_DEPTH} layers)")
+
+# %% [markdown]
+# Time is the best of `TIMING_REPEATS` runs. Memory is measured for the NumPy versions as
+# the peak of the memory they allocate (`tracemalloc`, which tracks NumPy's arrays); for the
+# PyTorch versions we report the size of the result (an $n\times n$ Jacobian against an
+# $n$-vector), which is deterministic. The helpers that time and measure a call:
+
+
+# %%
+def best_time(fn, repeats=TIMING_REPEATS):
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -644,126 +726,88 @@ def peak_bytes(fn):
         tracemalloc.stop()
 
 
-# the closed-form VJP step is calculus.tanh_layer_vjp, and the Jacobian step calculus.tanh_layer_jacobian
-As, bs = make_chain(8, 1, rng)
-x8, w8 = rng.normal(size=(2, 8))
-assert_allclose(
-    one_vjp_numpy(x8, w8, As, bs), calculus.tanh_layer_vjp(x8, As[0], bs[0], w8)
-)
-assert_allclose(
-    full_jacobian_numpy(x8, w8, As, bs),
-    w8 @ calculus.tanh_layer_jacobian(x8, As[0], bs[0]),
-)
+def measure_routes(n):
+    """Times and memory of the four routes on a chain of width n."""
+    Ws, bs = make_chain(n, TIMING_DEPTH, rng)
+    x, u = rng.normal(size=(2, n))
+    Ws_t, bs_t = [torch.tensor(W) for W in Ws], [torch.tensor(b) for b in bs]
+    x_t, u_t = torch.tensor(x), torch.tensor(u)
+    J_t = full_jacobian_autograd(x_t, u_t, Ws_t, bs_t)[1]
+    g_t = one_vjp_autograd(x_t, u_t, Ws_t, bs_t)
+    return {
+        "n": n,
+        "time_jac_autograd": best_time(
+            lambda: full_jacobian_autograd(x_t, u_t, Ws_t, bs_t)
+        ),
+        "time_jac_numpy": best_time(lambda: full_jacobian_numpy(x, u, Ws, bs)),
+        "time_vjp_autograd": best_time(lambda: one_vjp_autograd(x_t, u_t, Ws_t, bs_t)),
+        "time_vjp_numpy": best_time(lambda: one_vjp_numpy(x, u, Ws, bs)),
+        "mem_jac_numpy": peak_bytes(lambda: full_jacobian_numpy(x, u, Ws, bs)),
+        "mem_vjp_numpy": peak_bytes(lambda: one_vjp_numpy(x, u, Ws, bs)),
+        "size_jac_autograd": J_t.element_size() * J_t.nelement(),
+        "size_vjp_autograd": g_t.element_size() * g_t.nelement(),
+    }
 
-# %% tags=["nbval-ignore-output"]
-rows = []
-for n in TIMING_WIDTHS:
-    As, bs = make_chain(n, TIMING_DEPTH, rng)
-    x, w = rng.normal(size=(2, n))
-    As_t, bs_t = [torch.tensor(A) for A in As], [torch.tensor(b) for b in bs]
-    x_t, w_t = torch.tensor(x), torch.tensor(w)
 
-    g_jac_ag, J_t = full_jacobian_autograd(x_t, w_t, As_t, bs_t)
-    g_vjp_ag = one_vjp_autograd(x_t, w_t, As_t, bs_t)
-    g_jac_np, g_vjp_np = full_jacobian_numpy(x, w, As, bs), one_vjp_numpy(x, w, As, bs)
-    for g in (
-        g_jac_ag.numpy(),
-        g_jac_np,
-        g_vjp_np,
-    ):  # all four routes give the same gradient
-        assert_allclose(g, g_vjp_ag.numpy(), rtol=1e-9, atol=1e-12)
+# %% [markdown]
+# The measurement, one row per width:
 
-    rows.append(
-        {
-            "n": n,
-            "time_jac_autograd": best_time(
-                lambda: full_jacobian_autograd(x_t, w_t, As_t, bs_t), TIMING_REPEATS
-            ),
-            "time_jac_numpy": best_time(
-                lambda: full_jacobian_numpy(x, w, As, bs), TIMING_REPEATS
-            ),
-            "time_vjp_autograd": best_time(
-                lambda: one_vjp_autograd(x_t, w_t, As_t, bs_t), TIMING_REPEATS
-            ),
-            "time_vjp_numpy": best_time(
-                lambda: one_vjp_numpy(x, w, As, bs), TIMING_REPEATS
-            ),
-            "mem_jac_numpy": peak_bytes(lambda: full_jacobian_numpy(x, w, As, bs)),
-            "mem_vjp_numpy": peak_bytes(lambda: one_vjp_numpy(x, w, As, bs)),
-            "size_jac_autograd": J_t.element_size() * J_t.nelement(),
-            "size_vjp_autograd": g_vjp_ag.element_size() * g_vjp_ag.nelement(),
-        }
-    )
-
+# %% tags=["nbval-ignore-output"] ignore_reason="wall-clock times and tracemalloc peaks vary by machine and by run"
+rows = [measure_routes(n) for n in TIMING_WIDTHS]
 print(
-    f"{'n':>5} | {'time (ms): full Jacobian':>26} | {'time (ms): one VJP':>26} | {'peak memory, NumPy':>22}"
+    f"{'n':>5} | {'time (ms): full Jacobian':>26} | {'time (ms): one VJP':>26} |"
+    f" {'peak memory, NumPy':>22}"
 )
 print(
-    f"{'':>5} | {'autograd':>12}{'closed form':>14} | {'autograd':>12}{'closed form':>14} | {'Jacobian':>11}{'VJP':>11}"
+    f"{'':>5} | {'autograd':>12}{'closed form':>14} |"
+    f" {'autograd':>12}{'closed form':>14} | {'Jacobian':>11}{'VJP':>11}"
 )
 for r in rows:
     print(
-        f"{r['n']:>5} | {1e3 * r['time_jac_autograd']:>12.3f}{1e3 * r['time_jac_numpy']:>14.3f} | "
+        f"{r['n']:>5} | {1e3 * r['time_jac_autograd']:>12.3f}"
+        f"{1e3 * r['time_jac_numpy']:>14.3f} | "
         f"{1e3 * r['time_vjp_autograd']:>12.3f}{1e3 * r['time_vjp_numpy']:>14.3f} | "
         f"{fmt_bytes(r['mem_jac_numpy']):>11}{fmt_bytes(r['mem_vjp_numpy']):>11}"
     )
 
 # %% [markdown]
-# The same numbers as a figure, on log-log axes (both quantities span several decades):
+# The same numbers as a figure, on log-log axes (both quantities span several decades); the
+# code only lays out the two panels:
 
-# %%
+# %% tags=["hide-input"]
 ns = np.array([r["n"] for r in rows])
 col = {k: np.array([r[k] for r in rows]) for k in rows[0]}
-fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
-ax_t.loglog(
-    ns, col["time_jac_autograd"], "o-", color="C3", label="full Jacobian, autograd"
-)
-ax_t.loglog(
-    ns, col["time_jac_numpy"], "s--", color="C1", label="full Jacobian, closed form"
-)
-ax_t.loglog(ns, col["time_vjp_autograd"], "o-", color="C0", label="one VJP, autograd")
-ax_t.loglog(ns, col["time_vjp_numpy"], "s--", color="C2", label="one VJP, closed form")
+fig, (ax_t, ax_m) = plt.subplots(2, 1, figsize=(COLUMN_WIDTH, 7.5), sharex=True)
+for key, style, colour, label in [
+    ("time_jac_autograd", "o-", "C3", "full Jacobian, autograd"),
+    ("time_jac_numpy", "s--", "C1", "full Jacobian, closed form"),
+    ("time_vjp_autograd", "o-", "C0", "one VJP, autograd"),
+    ("time_vjp_numpy", "s--", "C2", "one VJP, closed form"),
+]:
+    ax_t.loglog(ns, col[key], style, color=colour, label=label)
 ax_t.set(
-    xlabel="layer width n",
     ylabel="time per gradient (s)",
     title=f"Gradient of a {TIMING_DEPTH}-layer tanh chain: time",
 )
-ax_m.loglog(
-    ns,
-    col["mem_jac_numpy"],
-    "s--",
-    color="C1",
-    label="full Jacobian, closed form (peak, measured)",
-)
-ax_m.loglog(
-    ns,
-    col["mem_vjp_numpy"],
-    "s--",
-    color="C2",
-    label="one VJP, closed form (peak, measured)",
-)
-ax_m.loglog(
-    ns,
-    col["size_jac_autograd"],
-    "o-",
-    color="C3",
-    label="autograd Jacobian result (n x n)",
-)
-ax_m.loglog(
-    ns, col["size_vjp_autograd"], "o-", color="C0", label="autograd VJP result (n)"
-)
+for key, style, colour, label in [
+    ("mem_jac_numpy", "s--", "C1", "full Jacobian, closed form (peak, measured)"),
+    ("mem_vjp_numpy", "s--", "C2", "one VJP, closed form (peak, measured)"),
+    ("size_jac_autograd", "o-", "C3", "autograd Jacobian result (n x n)"),
+    ("size_vjp_autograd", "o-", "C0", "autograd VJP result (n)"),
+]:
+    ax_m.loglog(ns, col[key], style, color=colour, label=label)
 ax_m.set(
     xlabel="layer width n", ylabel="memory (bytes)", title="Memory beyond the weights"
 )
 for ax in (ax_t, ax_m):
     ax.set_xticks(ns, [str(n) for n in ns])
     ax.minorticks_off()
-    ax.legend()
+    ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# Read from the table and the figure (the times vary from run to run, so the assertions
-# below check only the pattern, not the numbers):
+# Read from the table and the figure; the times themselves differ from machine to machine
+# and from run to run, the pattern below does not:
 #
 # * **Time.** At the largest width the full Jacobian costs many times one VJP, in both
 #   implementations, and the gap widens as $n$ grows: the Jacobian curves are steeper, as the
@@ -777,11 +821,11 @@ plt.show()
 #   backward pass keeps); the measured peaks grow with slopes close to 2 and 1 on the
 #   log-log plot.
 #
-# The assertions check the robust part of this: at the largest width forming the Jacobian is
-# at least 5 times slower than one VJP in both implementations, the ratio grows with $n$, the
-# autograd Jacobian is the slowest of the four routes, the Jacobian route's peak memory is at
-# least 50 times the VJP route's, and the memory slopes over the three largest widths are
-# within 0.2 of 2 and 1.
+# The cell below states the part of this that holds on every machine, with margins: at the
+# largest width forming the Jacobian is at least 5 times slower than one VJP in both
+# implementations, the ratio grows with $n$, the autograd Jacobian is the slowest of the
+# four routes, the Jacobian route's peak memory is at least 50 times the VJP route's, and
+# the memory slopes over the three largest widths are within 0.2 of 2 and 1.
 
 # %%
 ratio_ag = col["time_jac_autograd"] / col["time_vjp_autograd"]
@@ -799,15 +843,16 @@ slopes = {
 assert 1.8 < slopes["mem_jac_numpy"] < 2.2 and 0.8 < slopes["mem_vjp_numpy"] < 1.2, (
     slopes
 )
-print(
-    "the pattern holds: the full Jacobian is slower by a factor that grows with n, and needs O(n^2) memory against O(n)"
-)
+print(f"at n = {ns[-1]}: a full Jacobian takes more than 5 times as long as one VJP")
+print("the ratio grows with n; the autograd Jacobian is the slowest route")
+print("peak memory grows like n^2 for the Jacobian route and like n for the VJP route")
 
 # %% [markdown]
 # This is why a backward pass never forms a full Jacobian: the loss is a scalar, so the
 # chain {eq}`eq-jac-backprop` starts with a single row, and carrying that row from the loss back
 # to the inputs, one VJP per node, is the cheapest way through it. Each node of a
-# reverse-mode engine, chapter 1's `Linear` included, needs only a rule that maps the
+# reverse-mode engine, [chapter 1](01_computational_graph.ipynb)'s `Linear` included, needs
+# only a rule that maps the
 # gradient of its output to the gradients of its inputs, using the structure of its
 # Jacobian (diagonal for elementwise functions, a matrix product for `Linear`) instead of
 # storing it. PyTorch's autograd is built the same way {cite}`ch02-paszke2019pytorch`.
@@ -825,35 +870,37 @@ print(
 #   $\partial f/\partial x = -\tfrac12 f (x-\mu)^\top(S^{-1}+S^{-\top})$. The familiar
 #   $-f(x-\mu)^\top S^{-1}$ holds only for symmetric $S$; for a non-symmetric $S$ it was off by
 #   a relative error of order one.
-# * $\partial \operatorname{tr}(xx^\top+\sigma^2 I)/\partial x = 2x^\top$, and
-#   $\partial\tanh(Ax+b)/\partial x = \operatorname{diag}(1-\tanh^2(Ax+b))A$ is $M\times N$.
+# * $\partial \operatorname{tr}(xx^\top+c^2 I)/\partial x = 2x^\top$, and
+#   $\partial\tanh(Wx+\mathbf{b})/\partial x = \operatorname{diag}(1-\tanh^2(Wx+\mathbf{b}))\,W$
+#   is $M\times D$.
 # * Every closed form agreed with `torch.autograd` and with central finite differences.
 # * Backpropagation computes **vector-Jacobian products**, left to right, starting from the
 #   loss's single row. Forming the full Jacobian instead was many times slower at width 512
 #   and needed memory quadratic instead of linear in the width; for a realistic `Linear`
-#   layer, $\partial Y/\partial A$ alone would take gigabytes. Chapter 1's three `Linear`
-#   backward formulas are exactly the VJPs of its three Jacobians.
+#   layer, $\partial Y/\partial W$ alone would take gigabytes.
+#   [Chapter 1](01_computational_graph.ipynb)'s three `Linear` backward formulas are exactly
+#   the VJPs of its three Jacobians ({ref}`sec-ch02-linear-vjp`).
 #
 # ## Exercises
 #
-# ```{exercise}
+# ```{exercise} The derivative of a quadratic form
 # :label: ex-jac-quadratic
 #
-# Let $f(x) = x^\top B x$ with $x\in\mathbb{R}^n$ and any $B\in\mathbb{R}^{n\times n}$. What is the
-# shape of $\partial f/\partial x$? Compute it, and say when it equals $2x^\top B$.
+# Let $f(x) = x^\top C x$ with $x\in\mathbb{R}^n$ and any $C\in\mathbb{R}^{n\times n}$. What is the
+# shape of $\partial f/\partial x$? Compute it, and say when it equals $2x^\top C$.
 # ```
 #
 # ```{solution} ex-jac-quadratic
 # :class: dropdown
 #
 # $f$ is a scalar, so $\partial f/\partial x$ is a $1\times n$ row. As for $z = y^\top S^{-1}y$ in
-# the Gaussian example, $x_k$ appears in both factors: $\partial f/\partial x_k = (Bx)_k + (B^\top x)_k$,
-# so $\partial f/\partial x = x^\top(B + B^\top)$. It equals $2x^\top B$ exactly when
-# $x^\top(B^\top - B) = 0$ for every $x$, that is when $B$ is symmetric. The code cell after
-# the exercises checks this numerically.
+# the Gaussian example, $x_k$ appears in both factors:
+# $\partial f/\partial x_k = (Cx)_k + (C^\top x)_k$, so $\partial f/\partial x = x^\top(C + C^\top)$.
+# It equals $2x^\top C$ exactly when $x^\top(C^\top - C) = 0$ for every $x$, that is when $C$ is
+# symmetric. The code cell after the exercises runs this on numbers.
 # ```
 #
-# ```{exercise}
+# ```{exercise} The softmax Jacobian and its VJP
 # :label: ex-jac-softmax
 #
 # The softmax $p = \operatorname{softmax}(z)$, $p_i = e^{z_i}/\sum_k e^{z_k}$, maps
@@ -867,29 +914,29 @@ print(
 # $\partial p_i/\partial z_j = p_i(\delta_{ij} - p_j)$, so $\partial p/\partial z = \operatorname{diag}(p) - pp^\top$
 # (symmetric). The VJP is $\bar g\operatorname{diag}(p) - (\bar g p)\,p^\top$, that is, entrywise,
 # $p_j\,(\bar g_j - \sum_i \bar g_i p_i)$: $O(K)$ work instead of the $O(K^2)$ of building the
-# Jacobian. Checked in the code cell below.
+# Jacobian. The code cell after the exercises compares both with `torch.autograd`.
 # ```
 #
-# ```{exercise}
+# ```{exercise} The Jacobian with respect to the weights
 # :label: ex-jac-weights
 #
-# For one sample, $z = Ax$ with $A\in\mathbb{R}^{M\times N}$. What is the shape of
-# $\partial z/\partial A$ and what are its entries? Compute the VJP $\bar g\,\partial z/\partial A$
-# for an upstream row $\bar g\in\mathbb{R}^{1\times M}$ and compare it with chapter 1's
-# $\partial L/\partial A = \bar Y^\top X$.
+# For one sample, $z = Wx$ with $W\in\mathbb{R}^{M\times D}$. What is the shape of
+# $\partial z/\partial W$ and what are its entries? Compute the VJP $\bar g\,\partial z/\partial W$
+# for an upstream row $\bar g\in\mathbb{R}^{1\times M}$ and compare it with
+# [chapter 1](01_computational_graph.ipynb)'s $\partial \mathcal{L}/\partial W = \bar Y^\top X$.
 # ```
 #
 # ```{solution} ex-jac-weights
 # :class: dropdown
 #
-# $\partial z/\partial A$ is $M\times(M\times N)$ with entries $\partial z_i/\partial A_{kj} = \delta_{ik}x_j$.
+# $\partial z/\partial W$ is $M\times(M\times D)$ with entries $\partial z_i/\partial W_{kj} = \delta_{ik}x_j$.
 # Contracting with $\bar g$ over $i$ gives $\sum_i \bar g_i\delta_{ik}x_j = \bar g_k x_j$, the
-# $M\times N$ outer product $\bar g^\top x^\top$. With samples as rows, $X = x^\top$ ($1\times N$) and
+# $M\times D$ outer product $\bar g^\top x^\top$. With samples as rows, $X = x^\top$ ($1\times D$) and
 # $\bar Y = \bar g$ ($1\times M$), so $\bar Y^\top X = \bar g^\top x^\top$: the same matrix. For a batch,
 # $\bar Y^\top X$ sums these outer products over the samples.
 # ```
 #
-# ```{exercise}
+# ```{exercise} Forward or reverse mode?
 # :label: ex-jac-cost
 #
 # A function $F:\mathbb{R}^n\to\mathbb{R}^m$ is built from layers whose VJPs and
@@ -907,20 +954,20 @@ print(
 # where forward mode would need $10^6$ JVPs: this is why training uses reverse mode. For
 # $F:\mathbb{R}\to\mathbb{R}^{1000}$ it is the other way round: one JVP gives the whole
 # $1000\times 1$ Jacobian, reverse mode would need 1000 VJPs {cite}`ch02-baydin2018autodiff`. The code
-# cell below builds the softmax Jacobian both ways, row by row from VJPs and column by column from JVPs.
+# cell below builds the softmax Jacobian both ways, row by row from VJPs and column by column
+# from JVPs.
 # ```
 #
-# The solutions, checked:
+# The solutions, run on numbers:
 
 # %% tags=["hide-input"]
 n = 4
-Bm, x = rng.normal(size=(n, n)), rng.normal(size=n)
-J_fd = numerical_jacobian(lambda v: v @ Bm @ v, x)[None, :]
-assert_allclose(x @ (Bm + Bm.T), J_fd[0], rtol=1e-7)  # exercise 1: x^T (B + B^T)
-assert not np.allclose(2 * x @ Bm, J_fd[0])  # 2 x^T B is wrong for this non-symmetric B
-assert_allclose(
-    2 * x @ ((Bm + Bm.T) / 2), J_fd[0], rtol=1e-7
-)  # and right for a symmetric one
+C, x = rng.normal(size=(n, n)), rng.normal(size=n)
+J_fd = numerical_jacobian(lambda v: v @ C @ v, x)[None, :]
+assert_allclose(x @ (C + C.T), J_fd[0], rtol=1e-7)  # exercise 1: x^T (C + C^T)
+assert not np.allclose(2 * x @ C, J_fd[0])  # 2 x^T C is wrong for this non-symmetric C
+C_sym = (C + C.T) / 2  # a symmetric matrix with the same quadratic form
+assert_allclose(2 * x @ C_sym, J_fd[0], rtol=1e-7)  # and right for a symmetric one
 
 K_cls = 5
 z, g = rng.normal(size=(2, K_cls))
@@ -951,10 +998,10 @@ assert_allclose(
     cols_from_jvps, J_soft, atol=1e-15
 )  # exercise 4: K JVPs give the columns
 
-M, N = 3, 4
-A, x, g = rng.normal(size=(M, N)), rng.normal(size=N), rng.normal(size=M)
-J_w = numerical_jacobian(lambda Z: Z @ x, A)  # shape (M, M, N)
-assert J_w.shape == (M, M, N)
+M, D = 3, 4
+W, x, g = rng.normal(size=(M, D)), rng.normal(size=D), rng.normal(size=M)
+J_w = numerical_jacobian(lambda Z: Z @ x, W)  # shape (M, M, D)
+assert J_w.shape == (M, M, D)
 assert_allclose(
     J_w, np.einsum("ik,j->ikj", np.eye(M), x), atol=1e-9
 )  # exercise 3: delta_ik x_j
@@ -962,7 +1009,7 @@ assert_allclose(
     np.tensordot(g, J_w, axes=1), np.outer(g, x), atol=1e-9
 )  # the VJP is g^T x^T
 assert_allclose(
-    np.outer(g, x), calculus.linear_vjp(x[None, :], A, g[None, :])[1]
+    np.outer(g, x), calculus.linear_vjp(x[None, :], W, g[None, :])[1]
 )  # = chapter 1's dY^T X
 print("all four solutions check out")
 
