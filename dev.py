@@ -5,6 +5,7 @@
     python3 dev.py test       unit tests, notebook pairing checks and nbval over every notebook
     python3 dev.py execute    re-execute every notebook from its .py (or only the ones named)
     python3 dev.py stats      rewrite book/execution-statistics.md from the notebooks' metadata
+    python3 dev.py colab-check  every chapter in a simulated Colab runtime (tools/colab_check.py; --static: imports only)
     python3 dev.py measure    measure the measured cells' spread over rounding profiles and seeds; write tolerances
     python3 dev.py test --other-rounding   the tests under another machine's BLAS rounding (tools/profiles.py)
 
@@ -162,8 +163,9 @@ def execute(py: Path) -> dict:
             text = out.get("text", "") if out.get("output_type") == "stream" else out.get("data", {}).get("text/plain", "")
             for line in (text if isinstance(text, str) else "".join(text)).splitlines():
                 line = line.strip().strip("'\"")
-                if (line.startswith("Data: ") or line.startswith("STAND-IN DATA:")) and line not in data_lines:
-                    data_lines.append(line.split(". Every result")[0].split(" (")[0].replace("STAND-IN DATA: ", "STAND-IN: "))
+                entry = _data_note(line)
+                if entry and entry not in data_lines:
+                    data_lines.append(entry)
     record = {
         "code_sha256": code_hash(nb),
         "data": data_lines,
@@ -185,6 +187,17 @@ def execute(py: Path) -> dict:
     jupytext.write(nb, py.with_suffix(".ipynb"))
     print(f"[dev] {py.name}: {status}, wall {wall:.1f} s, kernel CPU {cpu:.1f} s", flush=True)
     return record
+
+
+def _data_note(line: str) -> str | None:
+    """What a line printed by ``course_utils.data.Dataset.note()`` says about the data that ran, or None."""
+    import re
+
+    stand_in = re.match(r"STAND-IN DATA: (.+?) could not be found or downloaded, so this run uses (.+?) \(", line)
+    if stand_in:
+        return f"STAND-IN: {stand_in.group(2)} in place of {stand_in.group(1)}"
+    real = re.match(r"Data: (.+?) \(", line)
+    return real.group(1) if real else None
 
 
 def _has_cuda() -> bool:
@@ -237,10 +250,37 @@ def stats_table() -> str:
         rows.append(
             f"| [{py.stem}](../notebooks/{py.stem}.ipynb) | {rec.get('status', 'unknown')} | "
             f"{rec.get('wall_seconds', '')} | {rec.get('cpu_seconds', '')} | {rec.get('executed', '')} | "
-            f"{rec.get('machine', '')} | {'; '.join(rec.get('data', [])) or '(none loaded)'} |"
+            f"{rec.get('machine', '')} | {_data_cell(rec)} |"
         )
     rows.append(f"| **all notebooks** | | **{total_wall:.1f}** | **{total_cpu:.1f}** | | | |")
     return "\n".join(rows) + "\n" + "\n" + checks_table()
+
+
+def _data_cell(rec: dict) -> str:
+    data = rec.get("data")
+    if data is None:
+        return "(not recorded)"
+    return "; ".join(f"**{d}**" if d.startswith("STAND-IN") else d for d in data) or "generated in the chapter"
+
+
+INTRO_PAGE = ROOT / "book" / "intro.md"
+
+
+def intro_with_data(text: str) -> str:
+    """The intro page with its chapter table's last column set to the data each chapter last ran on."""
+    import jupytext
+
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if not line.startswith("| [") or "](../notebooks/" not in line:
+            continue
+        stem = line.split("](../notebooks/", 1)[1].split(".ipynb)", 1)[0]
+        ipynb = NOTEBOOKS / f"{stem}.ipynb"
+        rec = jupytext.read(ipynb).metadata.get(META_KEY, {}) if ipynb.exists() else {}
+        cells = line.rstrip().rstrip("|").split(" | ")
+        cells[-1] = _data_cell(rec)
+        lines[i] = " | ".join(cells) + " |"
+    return "\n".join(lines)
 
 
 def _cell_label(cell) -> str:
@@ -303,6 +343,7 @@ STATS_END = "<!-- stats:end -->"
 
 
 def write_stats() -> None:
+    INTRO_PAGE.write_text(intro_with_data(INTRO_PAGE.read_text()))
     text = STATS_PAGE.read_text()
     head, _, rest = text.partition(STATS_BEGIN)
     _, _, tail = rest.partition(STATS_END)
@@ -398,7 +439,13 @@ def cmd_stats(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"build": cmd_build, "test": cmd_test, "execute": cmd_execute, "measure": cmd_measure, "stats": cmd_stats}
+def cmd_colab_check(args: list[str]) -> int:
+    """The simulated Colab run (tools/colab_check.py); `--static` for the import check alone."""
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "colab_check.py"), *args], cwd=ROOT).returncode
+
+
+COMMANDS = {"build": cmd_build, "test": cmd_test, "execute": cmd_execute, "measure": cmd_measure, "stats": cmd_stats,
+            "colab-check": cmd_colab_check}
 
 
 def main() -> int:
