@@ -180,9 +180,15 @@ def execute(py: Path) -> dict:
         record["error"] = error
     old = py.with_suffix(".ipynb")
     if old.exists():  # the tolerance measurement stays with the notebook; a test says when it is stale
-        measurement = jupytext.read(old).metadata.get(META_KEY, {}).get("measurement")
+        old_nb = jupytext.read(old)
+        measurement = old_nb.metadata.get(META_KEY, {}).get("measurement")
         if measurement:
             record["measurement"] = measurement
+        if len(old_nb.cells) == len(nb.cells):  # per-line tolerances live in the .ipynb only
+            for new_cell, old_cell in zip(nb.cells, old_nb.cells):
+                lines = old_cell.metadata.get("tolerance_lines")
+                if lines is not None and new_cell.source == old_cell.source:
+                    new_cell.metadata["tolerance_lines"] = lines
     nb.metadata[META_KEY] = record
     jupytext.write(nb, py.with_suffix(".ipynb"))
     print(f"[dev] {py.name}: {status}, wall {wall:.1f} s, kernel CPU {cpu:.1f} s", flush=True)
@@ -222,7 +228,10 @@ def sync_markdown(py: Path) -> bool:
     for cell in source.cells:
         if cell.cell_type == "code":
             old = next(code_cells)
+            lines = old.metadata.get("tolerance_lines")  # kept in the .ipynb only
             old.metadata = cell.metadata
+            if lines is not None:
+                old.metadata["tolerance_lines"] = lines
             new_cells.append(old)
         else:
             new_cells.append(cell)
@@ -325,8 +334,12 @@ def checks_table() -> str:
                 spread = meas.get("cells", {}).get(str(i), {})
                 fmt = lambda v: "none" if v is None else f"{v:.3g}"
                 runs = f"{len(meas.get('runs', []))} runs ({', '.join(meas.get('runs', []))}), margin {meas.get('margin')}"
+                line_abs = [row[0] for rows_ in (cell.metadata.get("tolerance_lines") or {}).values()
+                            for row in rows_ if row is not None and row[0] is not None]
+                per_line = (f"; per line abs {min(line_abs):.3g} to {max(line_abs):.3g}"
+                            if len(line_abs) > 1 and min(line_abs) < max(line_abs) else "")
                 rows.append(
-                    f"| {py.stem} | {i} {_cell_label(cell)} | measured | {fmt(tol.get('abs'))}, {fmt(tol.get('rel'))} | "
+                    f"| {py.stem} | {i} {_cell_label(cell)} | measured | {fmt(tol.get('abs'))}, {fmt(tol.get('rel'))}{per_line} | "
                     f"{fmt(spread.get('abs'))}, {fmt(spread.get('rel'))} | {runs if meas else 'not measured'} |"
                 )
             elif measured.IGNORED_TAG in tags:

@@ -111,3 +111,18 @@ def test_plugin_in_a_real_nbval_run(tmp_path, tags, tolerance, new_value, passes
     assert (result.returncode == 0) == passes, result.stdout[-3000:] + result.stderr[-2000:]
     if tags == ["nbval-measured"] and tolerance is None:
         assert "declares no tolerance" in result.stdout
+
+
+def test_a_tolerance_per_line_tightens_the_cell_tolerance():
+    ref = "stable 86.3\nlottery 10.0"
+    new = "stable 87.3\nlottery 60.0"
+    cell = {"abs": 60.0}
+    assert measured.compare(ref, new, cell) == []
+    lines = [[0.4, None], [60.0, None]]
+    problems = measured.compare(ref, new, cell, lines)
+    assert len(problems) == 1 and "line 1" in problems[0]
+    assert measured.compare(ref, "stable 86.5\nlottery 60.0", cell, lines) == []
+    # one unit of the last printed digit is always allowed
+    assert measured.compare(ref, "stable 86.4\nlottery 10.0", {"abs": 0.0}, [[0.0, 0.0], None]) == []
+    by_line = measured.deviations_by_line(ref, new)
+    assert by_line[0][0] == pytest.approx(1.0) and by_line[1][0] == pytest.approx(50.0)

@@ -181,3 +181,8 @@ def test_tolerances_were_measured_on_this_code(py):
         f"{py.name}: the code changed since its tolerances were measured on {record.get('date')}; {hint}")
     written = {int(i): c["tolerance"] for i, c in record.get("cells", {}).items()}
     assert written == measured, f"{py.name}: the tolerances differ from the ones measured; {hint}"
+    stored = jupytext.read(py.with_suffix(".ipynb")).cells
+    for i, cell in record.get("cells", {}).items():
+        if "lines" in cell:
+            assert stored[int(i)].metadata.get("tolerance_lines") == cell["lines"], (
+                f"{py.name}: cell {i}'s per-line tolerances differ from the ones measured; {hint}")

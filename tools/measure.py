@@ -156,15 +156,19 @@ def compare_runs(ref_nb, runs: list[tuple[str, bool, object]]) -> tuple[list[str
                     errors.append(f"{label}: {where}: other outputs ({sorted(new_t)} against {sorted(ref_t)})")
                     continue
                 for key in ref_t:
-                    for a, b in zip(ref_t[key], new_t[key]):
-                        dev = measured.deviations(a, b)
-                        if dev is None:
+                    for k, (a, b) in enumerate(zip(ref_t[key], new_t[key])):
+                        per_line = measured.deviations_by_line(a, b)
+                        if per_line is None:
                             problem = measured.compare(a, b, {"abs": math.inf})
                             errors.append(f"{label}: {where}: the text depends on the run: "
                                           + (problem[0] if problem else "numbers became NaN"))
                             continue
-                        spread["abs"] = max(spread["abs"], dev[0])
-                        spread["rel"] = max(spread["rel"], dev[1])
+                        lines = spread.setdefault("lines", {}).setdefault(f"{key}/{k}", {})
+                        for line, (d_abs, d_rel) in per_line.items():
+                            old_abs, old_rel = lines.get(line, (0.0, 0.0))
+                            lines[line] = (max(old_abs, d_abs), max(old_rel, d_rel))
+                            spread["abs"] = max(spread["abs"], d_abs)
+                            spread["rel"] = max(spread["rel"], d_rel)
             elif at_base_seed and ref_t != new_t:
                 diff = next((f"{k}: {measured.compare(a, b, {'abs': 0.0})[:1]}" for k in ref_t
                              for a, b in zip(ref_t[k], new_t.get(k, [])) if a != b), "outputs differ")
@@ -185,9 +189,27 @@ def tolerance_from(spread: dict, margin: float) -> dict:
     return {"abs": float(f"{_round_up(margin * spread['abs']):.6g}"), "rel": rel}
 
 
+def line_tolerances(spread: dict, ref_cell, margin: float) -> dict[str, list]:
+    """Per output ("<kind>/<k>") a list with one [abs, rel] per line (None: a line without numbers)."""
+    sanitize = _sanitizer()
+    texts = _texts(ref_cell, sanitize)
+    out = {}
+    for name, lines in spread.get("lines", {}).items():
+        key, _, k = name.rpartition("/")
+        n_lines = len(measured.tokenize(texts[key][int(k)])[0].splitlines())
+        row: list = [None] * n_lines
+        for line, (d_abs, d_rel) in lines.items():
+            tol = tolerance_from({"abs": d_abs, "rel": d_rel}, margin)
+            row[line] = [tol["abs"], tol["rel"]]
+        out[name] = row
+    return out
+
+
 # --------------------------------------------------------------------------- writing
-def write_tolerances(py: Path, tolerances: dict[int, dict], record: dict) -> None:
-    """Set the ``tolerance`` metadata of the measured cells in the .py and the .ipynb; record the spreads."""
+def write_tolerances(py: Path, tolerances: dict[int, dict], record: dict,
+                     lines: dict[int, dict] | None = None) -> None:
+    """Set the ``tolerance`` metadata of the measured cells in the .py and the .ipynb (and, in the .ipynb
+    only, ``tolerance_lines``: one tolerance per output line); record the spreads."""
     import jupytext
 
     for path in (py, py.with_suffix(".ipynb")):
@@ -196,6 +218,8 @@ def write_tolerances(py: Path, tolerances: dict[int, dict], record: dict) -> Non
             cell = nb.cells[index]
             assert measured.MEASURED_TAG in cell.metadata.get("tags", []), (path, index)
             cell.metadata[measured.TOLERANCE_KEY] = tol
+            if path.suffix == ".ipynb" and lines is not None:
+                cell.metadata[measured.LINES_KEY] = lines.get(index, {})
         if path.suffix == ".ipynb":
             nb.metadata.setdefault(META_KEY, {})["measurement"] = record
         jupytext.write(nb, path, fmt="py:percent" if path.suffix == ".py" else None)
@@ -223,10 +247,11 @@ def measure(py: Path, *, seeds: int, profile_names: list[str], jobs: int, margin
     wall = time.perf_counter() - t0
     labels = [label for label, _, _ in runs]
     print(f"[measure] {py.name}: {len(runs)} runs ({'; '.join(labels)}) in {wall:.0f} s")
-    tolerances = {}
+    tolerances, lines = {}, {}
     for index, spread in sorted(spreads.items()):
         tol = tolerance_from(spread, margin)
         tolerances[index] = tol
+        lines[index] = line_tolerances(spread, ref_nb.cells[index], margin)
         cell = ref_nb.cells[index]
         note = "  (never varied: is it really measured?)" if spread["abs"] == 0 else ""
         print(f"  measured cell {index} {_first_line(cell)!r}: max |d| {spread['abs']:.3g}, "
@@ -244,9 +269,10 @@ def measure(py: Path, *, seeds: int, profile_names: list[str], jobs: int, margin
             "runs": labels,
             "margin": margin,
             "cells": {str(i): {"abs": s["abs"], "rel": None if math.isinf(s["rel"]) else s["rel"],
-                               "tolerance": tolerances[i]} for i, s in sorted(spreads.items())},
+                               "tolerance": tolerances[i], "lines": lines[i]}
+                      for i, s in sorted(spreads.items())},
         }
-        write_tolerances(py, tolerances, rec)
+        write_tolerances(py, tolerances, rec, lines)
         print(f"[measure] {py.name}: tolerances written ({len(tolerances)} measured cells)")
     return True
 

@@ -31,6 +31,7 @@ def pytest_collection_modifyitems(session, config, items):
         if measured.MEASURED_TAG in tags:
             item.compare_outputs = types.MethodType(_compare_within_tolerance, item)
             item._tolerance = tol
+            item._tolerance_lines = meta.get(measured.LINES_KEY) or {}
 
 
 def _compare_within_tolerance(self, test, ref, skip_compare=None):
@@ -57,8 +58,9 @@ def _compare_within_tolerance(self, test, ref, skip_compare=None):
         if len(refs) != len(news):
             self.comparison_traceback.append(f"{key}: {len(refs)} outputs stored, {len(news)} now")
             return False
-        for ref_text, new_text in zip(refs, news):
-            problems = measured.compare(ref_text, new_text, tol)
+        for k, (ref_text, new_text) in enumerate(zip(refs, news)):
+            lines = getattr(self, "_tolerance_lines", {}).get(f"{key}/{k}")
+            problems = measured.compare(ref_text, new_text, tol, lines)
             if problems:
                 ok = False
                 self.comparison_traceback.append(
