@@ -89,7 +89,7 @@ for name in data.names():
         {
             "name": name,
             "title": spec.title,
-            "train / test": f"{spec.expected_counts[0]:,} / {spec.expected_counts[1]:,}",
+            "train / test": "{:,} / {:,}".format(*spec.expected_counts),
             "classes": len(spec.classes),
             "files": len(spec.files),
             "license": spec.license,
@@ -125,7 +125,7 @@ def one_per_class(ds, rng):
 
 
 def show_one_per_class(ds, rng):
-    """One training image of every class, in rows of at most 8 that fit the text column."""
+    """One training image of every class, in rows of at most 8 (they fit the column)."""
     idx = one_per_class(ds, rng)
     ncols = 5 if ds.num_classes <= 10 else 8
     plots.image_grid(

@@ -1001,7 +1001,7 @@ assert (
     > 4 * means.loc[4:64, "differs from Bayes"].max()
 )
 assert big["bias"].mean() < 0.5 * theta[2]  # the bias is far from its optimum
-# the points that differ lie near the boundary: they cost less accuracy than their number
+# the points that differ lie near the boundary: they cost less accuracy than their count
 assert (lost < 100 * big["differs from Bayes"] / N_TEST).all()
 # the gaps up to B = 128 are the Bayes rule's own, to within a point
 assert (abs(up_to_128["gap"] - bayes_gap) < 1).all()
