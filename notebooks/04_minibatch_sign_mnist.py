@@ -191,7 +191,8 @@ def data_notice(ds):
         kind = "warning"
     else:
         title, body, kind = f"Data: {html.escape(ds.title)}", note, "note"
-    # the classes style it on the site; the inline colours make a box in Jupyter and Colab too
+    # the classes style it on the site; the inline colours make a box in Jupyter
+    # and Colab too
     colour = {"warning": "#e08e0b", "note": "#2e6fba"}[kind]
     style = f"border-left: 0.4em solid {colour}; padding: 0.2em 0.8em; margin: 0.5em 0"
     box = (
@@ -765,8 +766,8 @@ for runs in (large_gd, large_mom, large_adam):  # the large rates overshoot at f
     assert np.all(runs.max(1) > math.log(K))
 for runs in (small_gd, small_mom, small_adam):  # still falling over the last 10 steps
     assert np.all(runs[:, -1] < runs[:, -11])
-# above their limits, where gradient descent and momentum end depends on the seed far more
-# than at the small rate; Adam at its small rate never rises above the start
+# above their limits, where gradient descent and momentum end depends on the seed
+# far more than at the small rate; Adam at its small rate never rises above the start
 for small, large in ((small_gd, large_gd), (small_mom, large_mom)):
     assert np.ptp(large[:, -1]) > 10 * np.ptp(small[:, -1])
 assert np.all(small_adam.max(1) <= small_adam[:, 0])
