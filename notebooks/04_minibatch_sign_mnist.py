@@ -15,6 +15,65 @@
 # %% [markdown]
 # # Chapter 4: Stochastic minibatch optimization
 #
+# The box below names the data this page ran on.
+
+# %% tags=["remove-cell"]
+# Colab setup: install course_utils and what this chapter needs (a no-op elsewhere).
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    source = os.environ.get(
+        "COURSE_BOOK_SOURCE",
+        "git+https://github.com/nn-training-course/nn-training-book@main",
+    )
+    package = f"course-utils[ch04] @ {source}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
+
+# %% tags=["hide-input"]
+# The data this page ran on, in a box made from the loaded dataset object
+# (section "The data" below says more).
+import html
+
+from IPython.display import display
+
+from course_utils import data
+
+ds = data.load("sign-mnist", stand_in=True)
+
+
+def data_notice(ds):
+    """An admonition box naming the data this page ran on (a warning for a stand-in)."""
+    note = html.escape(ds.note())
+    if ds.is_stand_in:
+        wanted = html.escape(data.DATASETS[ds.stand_in_for].title)
+        title = f"Stand-in data: this page ran on {html.escape(ds.title)}, not {wanted}"
+        body = (
+            f"{note} The chapter's class names, number of classes, chance rate and "
+            f"figure titles come from the loaded data; the numbers in its text are "
+            f"those of {html.escape(ds.title)}. Where a network is available, the "
+            f"loader downloads {wanted} and the same code runs on it."
+        )
+        kind = "warning"
+    else:
+        title, body, kind = f"Data: {html.escape(ds.title)}", note, "note"
+    # the classes style it on the site; the inline colours make a box in Jupyter
+    # and Colab too
+    colour = {"warning": "#e08e0b", "note": "#2e6fba"}[kind]
+    style = f"border-left: 0.4em solid {colour}; padding: 0.2em 0.8em; margin: 0.5em 0"
+    box = (
+        f'<div class="admonition {kind}" style="{style}">'
+        f'<p class="admonition-title"><strong>{title}</strong></p>'
+        f"<p>{body}</p></div>"
+    )
+    # text/plain: the dataset's own one-line note (the statistics page reads it)
+    display({"text/html": box, "text/plain": ds.note()}, raw=True)
+
+
+data_notice(ds)
+
+# %% [markdown]
 # [Chapter 3](03_optimizers.ipynb) ran gradient descent, momentum and Adam on a function of two
 # variables, where one gradient costs nothing. A classifier's loss is an average over every
 # training image, so one exact gradient costs a pass over the whole data set. This chapter
@@ -29,8 +88,8 @@
 #
 # The chapter is written for Sign Language MNIST {cite}`ch04-signmnist2017`, images of hand
 # signs for letters. Where those files can be neither found nor downloaded, the data layer
-# substitutes a labelled stand-in, and the box under the first code cell of
-# {ref}`sec-ch04-data` says in large letters which data this page ran on. Class names, the
+# substitutes a labelled stand-in, and the box at the top of this page says which data this
+# page ran on ({ref}`sec-ch04-data` says more). Class names, the
 # number of classes, the chance rate and the figure titles are taken from the loaded data, so
 # the same code serves both; numbers quoted in the text are those of the data that ran.
 #
@@ -61,20 +120,6 @@
 # of training vary slightly between machines and seeds; where the chapter compares trained models, it
 # runs several seeds and calls differences within their spread a tie.
 # ```
-
-# %% tags=["remove-cell"]
-# Colab setup: install course_utils and what this chapter needs (a no-op elsewhere).
-import os
-import subprocess
-import sys
-
-if "google.colab" in sys.modules:
-    source = os.environ.get(
-        "COURSE_BOOK_SOURCE",
-        "git+https://github.com/nn-training-course/nn-training-book@main",
-    )
-    package = f"course-utils[ch04] @ {source}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %% tags=["parameters"]
 SEED = 0
@@ -121,7 +166,6 @@ CNN_BATCH_SIZE = 64
 CNN_LR = 3e-3
 
 # %%
-import html
 import math
 import time
 
@@ -130,7 +174,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from IPython.display import display
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
@@ -167,44 +210,14 @@ def over_seeds(values, fmt=".3f"):
 #
 # `data.load("sign-mnist", stand_in=True)` returns Sign Language MNIST when its files are found
 # ($27{,}455$ training and $7{,}172$ test images of 28×28 grey pixels; $24$ letters, because J
-# and Z need a motion and have no still image) and otherwise a stand-in with a visible label. The
-# cell shows which one it got, in a box made from the loaded dataset object.
+# and Z need a motion and have no still image) and otherwise a stand-in with a visible label.
+# The first code cell of the page loaded it and named it in the box under the title; here
+# are its classes.
 
 # %%
-ds = data.load("sign-mnist", stand_in=True)
 K = ds.num_classes
 data_label = f"{ds.title} (stand-in)" if ds.is_stand_in else ds.title
 
-
-def data_notice(ds):
-    """An admonition box naming the data this page ran on (a warning for a stand-in)."""
-    note = html.escape(ds.note())
-    if ds.is_stand_in:
-        wanted = html.escape(data.DATASETS[ds.stand_in_for].title)
-        title = f"Stand-in data: this page ran on {html.escape(ds.title)}, not {wanted}"
-        body = (
-            f"{note} The chapter's class names, number of classes, chance rate and "
-            f"figure titles come from the loaded data; the numbers in its text are "
-            f"those of {html.escape(ds.title)}. Where a network is available, the "
-            f"loader downloads {wanted} and the same code runs on it."
-        )
-        kind = "warning"
-    else:
-        title, body, kind = f"Data: {html.escape(ds.title)}", note, "note"
-    # the classes style it on the site; the inline colours make a box in Jupyter
-    # and Colab too
-    colour = {"warning": "#e08e0b", "note": "#2e6fba"}[kind]
-    style = f"border-left: 0.4em solid {colour}; padding: 0.2em 0.8em; margin: 0.5em 0"
-    box = (
-        f'<div class="admonition {kind}" style="{style}">'
-        f'<p class="admonition-title"><strong>{title}</strong></p>'
-        f"<p>{body}</p></div>"
-    )
-    # text/plain: the dataset's own one-line note (the statistics page reads it)
-    display({"text/html": box, "text/plain": ds.note()}, raw=True)
-
-
-data_notice(ds)
 print(f"{K} classes: {', '.join(ds.classes)}")
 
 # %% [markdown]

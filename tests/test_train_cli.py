@@ -58,7 +58,7 @@ def have_data():
 
 
 # --------------------------------------------------------------------------- arguments
-def test_source_arguments_and_defaults_are_the_sweeps_best():
+def test_source_arguments_and_defaults_are_the_sweeps_top_group_choice():
     train = load_train_module()
     parser = train.build_parser()
     flags = {s for action in parser._actions for s in action.option_strings}
@@ -89,8 +89,8 @@ def test_help_says_what_the_sweep_chose(capsys):
         train.main(["--help"])
     assert exc.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "best configuration of chapter 5's sweep" in out
-    assert "the sweep's choice; source default 4" in out  # batch size
+    assert "tied top group of chapter 5's sweep" in out
+    assert "from the sweep's top group; source default 4" in out  # batch size
     for key, value in train.BEST.items():
         assert f"{key} {value}" in out
 
