@@ -211,8 +211,8 @@ def over_seeds(values, fmt=".3f"):
 # `data.load("sign-mnist", stand_in=True)` returns Sign Language MNIST when its files are found
 # ($27{,}455$ training and $7{,}172$ test images of 28×28 grey pixels; $24$ letters, because J
 # and Z need a motion and have no still image) and otherwise a stand-in with a visible label.
-# The first code cell of the page loaded it and named it in the box under the title; here
-# are its classes.
+# The cell under the chapter's title loaded it and named it in the box there; here are its
+# classes.
 
 # %%
 K = ds.num_classes
