@@ -38,7 +38,6 @@ import hashlib
 import importlib.util
 import io
 import json
-import numbers
 import os
 import random
 import stat
@@ -51,6 +50,8 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 from torch import nn
+
+from . import validation
 
 __all__ = [
     "SmallCNN",
@@ -73,22 +74,6 @@ __all__ = [
 ]
 
 IMAGE_SHAPE = (28, 28)
-
-
-def _is_int(n) -> bool:
-    return isinstance(n, numbers.Integral) and not isinstance(n, (bool, np.bool_))
-
-
-def _positive_int(name: str, n) -> int:
-    if not _is_int(n) or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {n!r}")
-    return int(n)
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 # --------------------------------------------------------------------------- the model
@@ -114,14 +99,13 @@ class SmallCNN(nn.Module):
 
     def __init__(self, num_classes: int = 10, channels: tuple[int, int] = (16, 32), feature_dim: int = 128, seed: int | None = None):
         super().__init__()
-        if not _is_int(num_classes) or num_classes < 2:
+        if not validation.is_int(num_classes) or num_classes < 2:
             raise ValueError(f"SmallCNN: num_classes must be an integer >= 2, got {num_classes!r}")
         if (not isinstance(channels, (tuple, list)) or len(channels) != 2
-                or any(not _is_int(c) or c < 1 for c in channels)):
+                or any(not validation.is_int(c) or c < 1 for c in channels)):
             raise ValueError(f"SmallCNN: channels must be two positive integers, got {channels!r}")
-        if not _is_int(feature_dim) or feature_dim < 1:
-            raise ValueError(f"SmallCNN: feature_dim must be a positive integer, got {feature_dim!r}")
-        num_classes, feature_dim = int(num_classes), int(feature_dim)
+        feature_dim = validation.positive_int("SmallCNN: feature_dim", feature_dim)
+        num_classes = int(num_classes)
         channels = tuple(int(c) for c in channels)
         self.num_classes = num_classes
         self.channels = channels
@@ -160,7 +144,7 @@ class SmallCNN(nn.Module):
 
     def replace_head(self, num_classes: int, seed: int | None = None) -> "SmallCNN":
         """Put a new, freshly initialised linear head with ``num_classes`` outputs on the backbone (in place)."""
-        if not _is_int(num_classes) or num_classes < 2:
+        if not validation.is_int(num_classes) or num_classes < 2:
             raise ValueError(f"replace_head: num_classes must be an integer >= 2, got {num_classes!r}")
         num_classes = int(num_classes)
         device = next(self.backbone.parameters()).device
@@ -178,8 +162,7 @@ class _maybe_seeded:
     """Context manager: inside, the global torch RNG is seeded with ``seed``; afterwards it is as before."""
 
     def __init__(self, seed: int | None):
-        if seed is not None and (not _is_int(seed) or seed < 0):
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        seed = validation.seed("seed", seed, allow_none=True)
         self.seed = seed
         self._fork = None
 
@@ -213,7 +196,7 @@ def set_backbone_trainable(model: SmallCNN, trainable: bool) -> SmallCNN:
     """Freeze (``trainable=False``) or unfreeze the backbone's parameters; the head is left as it is."""
     if not hasattr(model, "backbone"):
         raise TypeError(f"set_backbone_trainable needs a model with a .backbone, got {type(model).__name__}")
-    trainable = _check_bool("set_backbone_trainable: trainable", trainable)
+    trainable = validation.check_bool("set_backbone_trainable: trainable", trainable)
     for p in model.backbone.parameters():
         p.requires_grad_(trainable)
     return model
@@ -223,7 +206,7 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     """Number of scalar parameters of ``module`` (only those with ``requires_grad`` when ``trainable_only``)."""
     if not isinstance(module, nn.Module):
         raise TypeError(f"count_parameters needs a torch.nn.Module, got {type(module).__name__}")
-    trainable_only = _check_bool("count_parameters: trainable_only", trainable_only)
+    trainable_only = validation.check_bool("count_parameters: trainable_only", trainable_only)
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -235,7 +218,7 @@ def extract_features(model: SmallCNN, X, batch_size: int = 256) -> np.ndarray:
     on the model's device; the model's mode is restored afterwards. Zero images raise a
     ``ValueError``.
     """
-    batch_size = _positive_int("extract_features: batch_size", batch_size)
+    batch_size = validation.positive_int("extract_features: batch_size", batch_size)
     if not callable(getattr(model, "features", None)):
         raise TypeError(f"extract_features needs a model with a .features(x) method (SmallCNN), got {type(model).__name__}")
     x = images_to_tensor(X)
@@ -687,8 +670,8 @@ def resnet18_features(model: nn.Module, X, size: int = 64, batch_size: int = 128
     channels and normalised with the ImageNet mean and standard deviation. ``X`` holds at
     least one image; ``size`` and ``batch_size`` are positive integers.
     """
-    size = _positive_int("resnet18_features: size", size)
-    batch_size = _positive_int("resnet18_features: batch_size", batch_size)
+    size = validation.positive_int("resnet18_features: size", size)
+    batch_size = validation.positive_int("resnet18_features: batch_size", batch_size)
     x = images_to_tensor(X)
     if len(x) == 0:
         raise ValueError(f"resnet18_features: X is empty (shape {np.shape(X)}); pass at least one image")

@@ -12,7 +12,6 @@ large-batch computation in ``with blas_threads(None):`` to give it every core.
 from __future__ import annotations
 
 import contextlib
-import numbers
 import os
 import random
 import sys
@@ -20,20 +19,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import validation
+
 __all__ = ["seed_everything", "get_device", "set_threads", "blas_threads", "in_colab", "init", "RuntimeInfo"]
 
 MAX_SEED = 2**32 - 1  # NumPy's legacy global generator takes seeds in [0, 2**32 - 1]
 
 
-def _is_int(n) -> bool:
-    return isinstance(n, numbers.Integral) and not isinstance(n, (bool, np.bool_))
-
-
 def _thread_count(n) -> int:
     """``n`` threads (a positive integer), or one per available core for ``None``."""
-    if n is not None and (not _is_int(n) or n < 1):
-        raise ValueError(f"threads must be a positive integer or None (all cores), got {n!r}")
-    return int(n) if n is not None else (os.cpu_count() or 1)
+    n = validation.positive_int("threads", n, allow_none=True, none_means="all cores")
+    return n if n is not None else (os.cpu_count() or 1)
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -43,9 +39,7 @@ def seed_everything(seed: int) -> np.random.Generator:
     Returns a fresh :class:`numpy.random.Generator` seeded with ``seed``; prefer
     passing that generator around over relying on global state.
     """
-    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be a non-negative integer at most 2**32 - 1, got {seed!r}")
-    seed = int(seed)
+    seed = validation.seed("seed", seed, maximum=MAX_SEED)
     random.seed(seed)
     np.random.seed(seed)
     try:
@@ -130,11 +124,9 @@ def init(seed: int = 0, threads: int | None = 1, style: bool = True) -> RuntimeI
     On a CUDA machine the device is CUDA and ``threads`` only affects CPU-side work.
     Arguments are checked before anything is changed.
     """
-    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be a non-negative integer at most 2**32 - 1, got {seed!r}")
+    seed = validation.seed("seed", seed, maximum=MAX_SEED)
     _thread_count(threads)
-    if not isinstance(style, (bool, np.bool_)):
-        raise TypeError(f"style must be True or False, got {style!r}")
+    style = validation.check_bool("style", style)
     seed_everything(seed)
     set_threads(threads)
     if style:

@@ -55,6 +55,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from . import validation
+
 __all__ = [
     "SOURCE_SPACE",
     "TRAIN_FLAGS",
@@ -256,8 +258,7 @@ def run_study(study, objective, n_trials: int, *, progress: bool = True, desc: s
     """``study.optimize(objective, n_trials, n_jobs=1)`` with one tqdm.auto bar; returns the study.
     A trial that raises one of ``catch`` (by default :class:`TrialDiverged`, from
     :func:`make_objective`) is recorded as failed and the sweep goes on."""
-    if not isinstance(n_trials, int) or n_trials < 1:
-        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+    n_trials = validation.positive_int("n_trials", n_trials)
     from tqdm.auto import tqdm
 
     with tqdm(total=n_trials, desc=desc, disable=not progress, leave=False) as bar:
@@ -552,8 +553,7 @@ def run_worker(study, objective, n_trials: int, *, lock, seed: int = 0, deadline
     (and KeyboardInterrupt) fail the trial and propagate.
     """
     optuna = _optuna()
-    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
-        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+    n_trials = validation.positive_int("n_trials", n_trials)
     worker = _worker_id()
     while True:
         if deadline is not None and time.time() >= deadline:

@@ -20,10 +20,17 @@ def is_int(n) -> bool:
     return isinstance(n, numbers.Integral) and not isinstance(n, (bool, np.bool_))
 
 
-def positive_int(name: str, n) -> int:
-    """``n`` as an int; a ``ValueError`` naming ``name`` unless it is an integer >= 1."""
+def positive_int(name: str, n, allow_none: bool = False, none_means: str | None = None):
+    """``n`` as an int; a ``ValueError`` naming ``name`` unless it is an integer >= 1.
+
+    With ``allow_none``, ``None`` is returned as it is and the message says what it means, e.g.
+    ``positive_int("threads", n, allow_none=True, none_means="all cores")``.
+    """
+    if n is None and allow_none:
+        return None
     if not is_int(n) or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {n!r}")
+        alternative = f" or None ({none_means})" if allow_none and none_means else " or None" if allow_none else ""
+        raise ValueError(f"{name} must be a positive integer{alternative}, got {n!r}")
     return int(n)
 
 
@@ -36,13 +43,21 @@ def int_at_least(name: str, value, minimum: int) -> int:
     return int(value)
 
 
-def seed(name: str, value, allow_none: bool = False):
-    """A seed: a non-negative integer (or ``None`` when ``allow_none``); a ``ValueError`` otherwise."""
+def seed(name: str, value, allow_none: bool = False, maximum: int | None = None):
+    """A seed: a non-negative integer (or ``None`` when ``allow_none``), at most ``maximum`` when one
+    is given (e.g. ``2**32 - 1``, NumPy's legacy generator's limit); a ``ValueError`` otherwise."""
     if value is None and allow_none:
         return None
-    if not is_int(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer{' or None' if allow_none else ''}, got {value!r}")
+    if not is_int(value) or value < 0 or (maximum is not None and value > maximum):
+        bound = f" at most {_number_text(maximum)}" if maximum is not None else ""
+        raise ValueError(f"{name} must be a non-negative integer{bound}{' or None' if allow_none else ''}, got {value!r}")
     return int(value)
+
+
+def _number_text(n: int) -> str:
+    """``2**32 - 1`` for a power of two less one (as a reader knows the limit), else the digits."""
+    k = (n + 1).bit_length() - 1
+    return f"2**{k} - 1" if n > 1 and 2**k == n + 1 else str(n)
 
 
 def check_bool(name: str, value) -> bool:
