@@ -6,6 +6,7 @@ at decision boundaries and count the linear regions of a ReLU network directly.
 :func:`spirals` draws ``num_classes`` interleaved spiral arms: a many-class problem
 with curved boundaries, so that depth and width matter and the learned
 boundaries are worth plotting. The same ``seed`` always gives the same points.
+:func:`split` cuts the (shuffled) rows into consecutive training, validation and test sets.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["spirals"]
+__all__ = ["spirals", "split"]
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -89,3 +90,35 @@ def spirals(
         order = rng.permutation(y.size)
         X, y = X[order], y[order]
     return X.astype(np.float32), y
+
+
+def split(X, y, fractions=(0.6, 0.2, 0.2), names=("train", "validation", "test")):
+    """Cut the rows of ``(X, y)`` into consecutive parts: ``{name: (X_part, y_part)}``.
+
+    Part ``k`` holds the next ``int(fractions[k] * len(y))`` rows; the last part takes all
+    the rows that are left, so no row is lost to rounding. The rows are not shuffled here:
+    :func:`spirals` returns them shuffled. Works for NumPy arrays and torch tensors alike.
+
+    Raises ``ValueError`` when ``X`` and ``y`` differ in length, when ``fractions`` and
+    ``names`` differ in length, when a fraction is not positive or they do not sum to 1,
+    or when a part would be empty.
+    """
+    n = len(y)
+    if len(X) != n:
+        raise ValueError(f"split: X has {len(X)} rows but y has {n}; pass one label per row")
+    fractions, names = list(fractions), list(names)
+    if len(fractions) != len(names) or not names:
+        raise ValueError(
+            f"split: {len(fractions)} fractions for {len(names)} names; give one fraction per part"
+        )
+    if any(not isinstance(f, numbers.Real) or not f > 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError(f"split: fractions must be positive and sum to 1, got {fractions}")
+    sizes = [int(f * n) for f in fractions[:-1]]
+    sizes.append(n - sum(sizes))
+    if min(sizes) < 1:
+        raise ValueError(f"split: {n} rows give parts of sizes {sizes}; every part needs at least one row")
+    parts, start = {}, 0
+    for name, size in zip(names, sizes):
+        parts[name] = (X[start : start + size], y[start : start + size])
+        start += size
+    return parts

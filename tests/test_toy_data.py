@@ -71,3 +71,40 @@ def test_noise_spreads_points_around_the_arm():
 def test_bad_input_raises_a_clear_error(kwargs, exc, words):
     with pytest.raises(exc, match=words):
         toy_data.spirals(**kwargs)
+
+
+def test_split_cuts_consecutive_parts_and_loses_no_row():
+    X, y = toy_data.spirals(201, 5, seed=4)  # 1,005 rows: the last part takes the remainder
+    parts = toy_data.split(X, y)
+    assert list(parts) == ["train", "validation", "test"]
+    assert [len(p[1]) for p in parts.values()] == [603, 201, 201]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts.values()]), X)
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts.values()]), y)
+
+
+def test_split_works_on_torch_tensors():
+    torch = pytest.importorskip("torch")
+    X, y = toy_data.spirals(10, 2, seed=0)
+    parts = toy_data.split(torch.from_numpy(X), torch.from_numpy(y), (0.5, 0.5), ("a", "b"))
+    assert isinstance(parts["a"][0], torch.Tensor) and len(parts["b"][1]) == 10
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (dict(fractions=(0.5, 0.6), names=("a", "b")), "sum to 1"),
+        (dict(fractions=(1.2, -0.2), names=("a", "b")), "positive"),
+        (dict(fractions=(0.5, 0.5), names=("a",)), "one fraction per part"),
+        (dict(fractions=(0.98, 0.01, 0.01)), "at least one row"),
+    ],
+)
+def test_split_bad_input_raises_a_clear_error(args, words):
+    X, y = toy_data.spirals(10, 2, seed=0)
+    with pytest.raises(ValueError, match=words):
+        toy_data.split(X, y, **args)
+
+
+def test_split_refuses_x_and_y_of_different_lengths():
+    X, y = toy_data.spirals(10, 2, seed=0)
+    with pytest.raises(ValueError, match="one label per row"):
+        toy_data.split(X, y[:-1])
