@@ -1,2 +1,2 @@
-"""Repository-wide pytest configuration: nbval's comparison extended for measured cells (tools/nbval_measured.py)."""
-pytest_plugins = ["tools.nbval_measured"]
+"""Repository-wide pytest configuration: nbval's comparison extended for measured cells (tools/nbval_tolerance.py)."""
+pytest_plugins = ["tools.nbval_tolerance"]

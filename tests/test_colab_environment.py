@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tools import layout
+
+ROOT = layout.ROOT
 spec = importlib.util.spec_from_file_location("colab_check", ROOT / "tools" / "colab_check.py")
 cc = importlib.util.module_from_spec(spec)
 sys.modules.setdefault("colab_check", cc)
@@ -42,7 +44,7 @@ def test_declared_colab_set_names_its_source_and_date():
 
 def test_every_chapter_is_checked(result):
     problems, reports = result
-    chapters = sorted(p.name[:2] for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+    chapters = [layout.chapter(p.stem) for p in layout.chapter_sources()]
     assert [r.chapter for r in reports] == chapters
     assert all(r.from_colab for r in reports), "every chapter imports something from Colab's packages"
 
@@ -65,8 +67,8 @@ def _copy(tmp_path: Path, chapters=("05", "07")) -> Path:
     root = tmp_path / "repo"
     shutil.copytree(ROOT / "course_utils", root / "course_utils", ignore=shutil.ignore_patterns("__pycache__"))
     (root / "notebooks").mkdir()
-    for py in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"):
-        if py.name[:2] in chapters:
+    for py in layout.chapter_sources():
+        if layout.chapter(py.stem) in chapters:
             shutil.copy2(py, root / "notebooks" / py.name)
     (root / "colab").mkdir()
     shutil.copy2(ROOT / cc.DECLARED, root / cc.DECLARED)
@@ -91,7 +93,7 @@ def test_removing_a_package_from_the_declared_set_fails(tmp_path):
     path = root / cc.DECLARED
     path.write_text(re.sub(r"^xgboost==.*\n", "", path.read_text(), flags=re.M))
     problems = _import_problems(root)
-    assert any("07_transfer_learning.py: imports `xgboost`" in p for p in problems), problems
+    assert any(re.search(r"notebooks/07_\w+\.py: imports `xgboost`", p) for p in problems), problems
 
 
 def test_an_undeclared_import_in_a_chapter_fails(tmp_path):
@@ -107,7 +109,7 @@ def test_an_import_through_course_utils_needs_the_chapters_extra(tmp_path):
     pyproject = root / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('ch05 = ["course-utils[sweeps]"]', "ch05 = []"))
     problems = _import_problems(root)
-    assert any("05_backprop_fashion_mnist.py: imports `optuna`" in p and "through course_utils.sweeps" in p
+    assert any(re.search(r"notebooks/05_\w+\.py: imports `optuna`", p) and "through course_utils." in p
                for p in problems), problems
 
 
@@ -153,4 +155,4 @@ def test_reaching_outside_the_folder_is_found(tmp_path):
     py = next((root / "notebooks").glob("07_*.py"))
     py.write_text(py.read_text() + '\n# %%\nopen("../shared/data/x")\n')
     problems, _ = cc.static_check(root)
-    assert any(OUTSIDE in p and "07_transfer_learning.py" in p for p in problems), problems
+    assert any(OUTSIDE in p and re.search(r"notebooks/07_\w+\.py", p) for p in problems), problems

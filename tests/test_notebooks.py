@@ -6,19 +6,16 @@ from other code, a chapter missing from the table of contents, a stale statistic
 """
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import jupytext
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-spec = importlib.util.spec_from_file_location("dev", ROOT / "dev.py")
-dev = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(dev)
+from tools import layout, staleness, stats_page, tolerance
+
+ROOT = layout.ROOT
+SOURCES = layout.chapter_sources()
 
 SETUP_CELL = """# Colab setup: install course_utils and what this chapter needs (a no-op elsewhere).
 import os
@@ -39,7 +36,7 @@ def config():
 
 
 def test_there_are_notebooks():
-    assert SOURCES, "no notebooks/NN_slug.py found"
+    assert SOURCES, "no notebooks/NN_slug.py (or NN_P_slug.py) found"
 
 
 @pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
@@ -57,14 +54,17 @@ def test_ipynb_matches_its_py(py):
 
 @pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
 def test_outputs_are_fresh_and_error_free(py):
+    """The outputs were made by the notebook's code and the code it runs, as they are now (tools/staleness.py)."""
     nb = jupytext.read(py.with_suffix(".ipynb"))
-    record = nb.metadata.get(dev.META_KEY, {})
+    record = nb.metadata.get(layout.META_KEY, {})
     assert record.get("status") == "ok", f"{py.name}: last execution status {record.get('status')!r}"
-    assert record.get("code_sha256") == dev.code_hash(jupytext.read(py)), (
-        f"{py.name}: the stored outputs were produced by other code; re-execute it")
-    assert record.get("deps_sha256") == dev.deps_hash(), (
-        f"{py.name}: course_utils or train.py changed since its outputs were made; "
-        "re-execute it (`python3 dev.py execute`)")
+    now = staleness.hashes(py)
+    assert record.get("code_sha256") == now["code_sha256"], (
+        f"{py.name}: the stored outputs were produced by other code; re-execute it (`python3 dev.py execute {py.relative_to(ROOT)}`)")
+    assert record.get("deps_sha256") == now["deps_sha256"], (
+        f"{py.name}: the code it runs changed since its outputs were made ("
+        + ", ".join(p.relative_to(ROOT).as_posix() for p in staleness.dependencies(py))
+        + f"); re-execute it (`python3 dev.py execute {py.relative_to(ROOT)}`)")
     code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
     assert all(c.get("execution_count") is not None for c in code), f"{py.name}: unexecuted code cells"
     errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -73,15 +73,17 @@ def test_outputs_are_fresh_and_error_free(py):
 
 @pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
 def test_chapter_anatomy(py):
-    """Setup cell verbatim (pointing at the configured repository), a parameters cell, a title."""
+    """Setup cell verbatim (the chapter's extra chNN; parts share it), a parameters cell, a title with its number."""
     nb = jupytext.read(py)
     repo = config()["repository"]
-    expected = SETUP_CELL.format(url=repo["url"], branch=repo["branch"], chapter=py.stem[:2])
+    expected = SETUP_CELL.format(url=repo["url"], branch=repo["branch"], chapter=layout.chapter(py.stem))
     setup = [c for c in nb.cells if c.cell_type == "code" and "remove-cell" in c.metadata.get("tags", [])]
     assert setup and setup[0].source.strip() == expected, f"{py.name}: the Colab setup cell must read exactly:\n{expected}"
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), f"{py.name}: no cell tagged 'parameters'"
     first = nb.cells[0]
-    assert first.cell_type == "markdown" and first.source.startswith("# Chapter "), f"{py.name}: must open with '# Chapter N: ...'"
+    title = f"# Chapter {layout.number(py.stem)}: "
+    assert first.cell_type == "markdown" and first.source.startswith(title), (
+        f"{py.name}: must open with '{title}...' (a part N.P of chapter N is notebooks/NN_P_slug)")
 
 
 @pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
@@ -100,10 +102,10 @@ def test_every_notebook_is_in_the_table_of_contents():
 
 
 def test_execution_statistics_page_is_current():
-    page = dev.STATS_PAGE.read_text()
-    assert dev.stats_table() in page, "book/execution-statistics.md is stale: run `python3 dev.py stats`"
-    intro = dev.INTRO_PAGE.read_text()
-    assert dev.intro_with_data(intro) == intro, (
+    page = stats_page.STATS_PAGE.read_text()
+    assert stats_page.stats_table() in page, "book/execution-statistics.md is stale: run `python3 dev.py stats`"
+    intro = stats_page.INTRO_PAGE.read_text()
+    assert stats_page.intro_with_data(intro) == intro, (
         "the intro's table says other data than the chapters last ran on: run `python3 dev.py stats`")
 
 
@@ -141,7 +143,7 @@ def test_chapter_code_is_formatted_to_the_text_column():
     assert not too_long, "code lines wider than the text column (88 characters):\n" + "\n".join(too_long)
 
 
-MEASURED, IGNORED = "nbval-measured", "nbval-ignore-output"
+MEASURED, IGNORED = tolerance.MEASURED_TAG, tolerance.IGNORED_TAG
 
 
 @pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
@@ -150,7 +152,7 @@ def test_measured_and_ignored_cells_are_declared(py):
     problems = []
     for i, cell in enumerate(jupytext.read(py).cells):
         tags = cell.metadata.get("tags", [])
-        tol = cell.metadata.get("tolerance")
+        tol = cell.metadata.get(tolerance.TOLERANCE_KEY)
         if MEASURED in tags and IGNORED in tags:
             problems.append(f"cell {i}: both {MEASURED} and {IGNORED}")
         if MEASURED in tags:
@@ -168,21 +170,24 @@ def test_measured_and_ignored_cells_are_declared(py):
 
 @pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
 def test_tolerances_were_measured_on_this_code(py):
-    """Tolerances come from `dev.py measure` on the notebook's current code, never from a keyboard."""
+    """Tolerances come from `dev.py measure` on the outputs as they are (the same two hashes as the
+    execution record: the notebook's code and the code it runs), never from a keyboard."""
     source = jupytext.read(py)
-    measured = {i: c.metadata.get("tolerance") for i, c in enumerate(source.cells)
+    measured = {i: c.metadata.get(tolerance.TOLERANCE_KEY) for i, c in enumerate(source.cells)
                 if MEASURED in c.metadata.get("tags", [])}
     if not measured:
         return
-    record = jupytext.read(py.with_suffix(".ipynb")).metadata.get(dev.META_KEY, {}).get("measurement")
+    stored_nb = jupytext.read(py.with_suffix(".ipynb"))
+    record = stored_nb.metadata.get(layout.META_KEY, {}).get("measurement")
     hint = f"run `python3 dev.py measure {py.relative_to(ROOT)}`"
     assert record, f"{py.name}: its measured cells' tolerances were never measured; {hint}"
-    assert record.get("code_sha256") == dev.code_hash(source), (
+    now = staleness.hashes(py)
+    assert record.get("code_sha256") == now["code_sha256"], (
         f"{py.name}: the code changed since its tolerances were measured on {record.get('date')}; {hint}")
+    assert record.get("deps_sha256") == now["deps_sha256"], (
+        f"{py.name}: the code it runs changed since its tolerances were measured on {record.get('date')}; {hint}")
     written = {int(i): c["tolerance"] for i, c in record.get("cells", {}).items()}
     assert written == measured, f"{py.name}: the tolerances differ from the ones measured; {hint}"
-    stored = jupytext.read(py.with_suffix(".ipynb")).cells
     for i, cell in record.get("cells", {}).items():
-        if "lines" in cell:
-            assert stored[int(i)].metadata.get("tolerance_lines") == cell["lines"], (
-                f"{py.name}: cell {i}'s per-line tolerances differ from the ones measured; {hint}")
+        assert stored_nb.cells[int(i)].metadata.get(tolerance.NUMBERS_KEY) == cell.get("numbers"), (
+            f"{py.name}: cell {i}'s per-number tolerances differ from the ones measured; {hint}")

@@ -4,20 +4,18 @@ The rules, and how to state a number that is not read off an output, are in tool
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import jupytext
 import nbformat
 import pytest
 
-from tools import prose_numbers
+from tools import layout, prose_numbers
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+SOURCES = layout.chapter_sources()
 
 
 @pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
 def test_prose_numbers_are_what_the_outputs_show(py):
+    assert py.with_suffix(".ipynb").exists(), f"{py.name} has no executed .ipynb: run `python3 dev.py execute {py}`"
     problems = prose_numbers.check(jupytext.read(py.with_suffix(".ipynb")))
     assert not problems, f"{py.name}: numbers in the text that no output of their section shows:\n" + "\n".join(
         map(str, problems))

@@ -3,10 +3,10 @@
 
     python3 dev.py colab-check             the simulated Colab run (several minutes, needs PyPI)
     python3 dev.py colab-check --static    only the static check (tests/test_colab_environment.py runs it too)
-    python3 dev.py colab-check 03 05       the simulated run of some chapters only
+    python3 dev.py colab-check 03 05 4.2   the simulated run of some chapters (every part) or parts only
 
 **The static check** reads, at run time, every chapter's code cells (``notebooks/NN_slug.py``) and
-the ``course_utils`` modules each chapter uses (transitively), and checks that every module they
+the ``course_utils`` modules each chapter uses (transitively; ``tools/imports.py`` reads them), and checks that every module they
 import is in the declared Colab set (``colab/colab-environment.txt``) or installed by that
 chapter's setup cell (the extra ``chNN`` of ``pyproject.toml``); that the extras never name what
 Colab ships (pip would replace it) and pin nothing; that ``course_utils``' own dependencies are
@@ -44,10 +44,14 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: `python tools/colab_check.py`
+    sys.path.insert(0, str(ROOT))
+
+from tools import layout  # noqa: E402
+from tools.imports import PACKAGE, chapter_uses, notebook_cells  # noqa: E402
+
 DECLARED = Path("colab/colab-environment.txt")
 EXTRA_RE = re.compile(r"course-utils\[(ch\d\d)\]")
-NOTEBOOK_GLOB = "[0-9][0-9]_*.py"
-PACKAGE = "course_utils"
 
 
 def canonical(name: str) -> str:
@@ -158,148 +162,7 @@ def expand_extra(pyproject: dict, extra: str, _seen: frozenset = frozenset()) ->
     return out
 
 
-# --------------------------------------------------------------------------- imports
-@dataclasses.dataclass(frozen=True)
-class Import:
-    module: str  # dotted, absolute
-    where: str  # file and line
-    optional: bool  # guarded by try/except ImportError
-    via: str = ""  # the course_utils module it came through, if any
-
-
-_IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
-
-
-def _guards_import_error(handler: ast.ExceptHandler) -> bool:
-    """True for a handler that catches ImportError and carries on (one that raises makes the import required)."""
-    if any(isinstance(n, ast.Raise) for n in ast.walk(handler)):
-        return False
-    if handler.type is None:
-        return True
-    names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
-    return any(isinstance(n, ast.Name) and n.id in _IMPORT_ERRORS for n in names)
-
-
-class _ImportVisitor(ast.NodeVisitor):
-    def __init__(self, where: str, package: str | None):
-        self.where = where
-        self.package = package  # the dotted name of the module's package, for relative imports
-        self.optional_depth = 0
-        self.found: list[tuple[str, int, bool]] = []
-        self.attributes: set[str] = set()  # course_utils.X attribute uses
-
-    def _add(self, module: str, node: ast.AST):
-        self.found.append((module, node.lineno, self.optional_depth > 0))
-
-    def visit_Try(self, node: ast.Try):
-        guarded = any(_guards_import_error(h) for h in node.handlers)
-        self.optional_depth += guarded
-        for stmt in node.body:
-            self.visit(stmt)
-        self.optional_depth -= guarded
-        for part in (node.handlers, node.orelse, node.finalbody):
-            for stmt in part:
-                self.visit(stmt)
-
-    visit_TryStar = visit_Try
-
-    def visit_Import(self, node: ast.Import):
-        for alias in node.names:
-            self._add(alias.name, node)
-
-    def visit_ImportFrom(self, node: ast.ImportFrom):
-        if node.level:
-            if not self.package:
-                return
-            parts = self.package.split(".")
-            base = ".".join(parts[: len(parts) - node.level + 1])
-            module = f"{base}.{node.module}" if node.module else base
-        else:
-            module = node.module or ""
-        self._add(module, node)
-        if module == PACKAGE or module.startswith(PACKAGE + "."):
-            for alias in node.names:  # `from course_utils import data` names a submodule
-                self._add(f"{module}.{alias.name}", node)
-
-    def visit_Call(self, node: ast.Call):
-        # importlib.import_module("x") and __import__("x") with a literal name
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        if name in {"import_module", "__import__"} and node.args and isinstance(node.args[0], ast.Constant) \
-                and isinstance(node.args[0].value, str) and not node.args[0].value.startswith("."):
-            self._add(node.args[0].value, node)
-        self.generic_visit(node)
-
-    def visit_Attribute(self, node: ast.Attribute):
-        if isinstance(node.value, ast.Name) and node.value.id == PACKAGE:
-            self.attributes.add(f"{PACKAGE}.{node.attr}")
-        self.generic_visit(node)
-
-
-def python_imports(source: str, where: str, package: str | None = None) -> tuple[list[tuple[str, int, bool]], set[str]]:
-    """(module, line, optional) for every import in ``source``, and the ``course_utils.X`` attributes it uses."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as exc:
-        raise SyntaxError(f"{where}: cannot parse ({exc.msg}, line {exc.lineno})") from None
-    v = _ImportVisitor(where, package)
-    v.visit(tree)
-    return v.found, v.attributes
-
-
-def notebook_cells(py: Path) -> list[tuple[int, str]]:
-    """(cell number, plain Python) of every code cell of a jupytext notebook, IPython magics translated."""
-    import jupytext
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    tm = TransformerManager()
-    nb = jupytext.read(py)
-    return [(i, tm.transform_cell(c.source)) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-
-
-def _package_module_file(root: Path, module: str) -> Path | None:
-    rel = Path(*module.split("."))
-    for cand in (root / rel.with_suffix(".py"), root / rel / "__init__.py"):
-        if cand.is_file():
-            return cand
-    return None
-
-
-def chapter_imports(py: Path, root: Path) -> list[Import]:
-    """Every import a chapter makes, directly or through the course_utils modules it uses (transitively)."""
-    result: list[Import] = []
-    pending: list[tuple[str, str]] = []  # (course_utils module, how it was reached)
-    for cell, code in notebook_cells(py):
-        where = f"{py.relative_to(root).as_posix()} (code cell {cell})"
-        found, attributes = python_imports(code, where)
-        for module, line, optional in found:
-            if module == PACKAGE or module.startswith(PACKAGE + "."):
-                pending.append((module, ""))
-            else:
-                result.append(Import(module, f"{where}, line {line}", optional))
-        pending.extend((a, "") for a in attributes)
-    seen: set[str] = set()
-    pending.append((PACKAGE, ""))
-    while pending:
-        module, via = pending.pop()
-        path = _package_module_file(root, module)
-        if path is None or module in seen:
-            continue
-        seen.add(module)
-        # importing a.b.c imports a and a.b first
-        parts = module.split(".")
-        pending.extend((".".join(parts[:k]), via) for k in range(1, len(parts)))
-        package = module if path.name == "__init__.py" else ".".join(parts[:-1])
-        found, attributes = python_imports(path.read_text(), path.relative_to(root).as_posix(), package)
-        for sub, line, optional in found:
-            if sub == PACKAGE or sub.startswith(PACKAGE + "."):
-                pending.append((sub, via or module))
-            else:
-                result.append(Import(sub, f"{path.relative_to(root).as_posix()}, line {line}", optional, module))
-        pending.extend((a, via or module) for a in attributes)
-    return result
-
-
+# --------------------------------------------------------------------------- imports (tools/imports.py)
 def stdlib_modules() -> frozenset[str]:
     return frozenset(sys.stdlib_module_names) | {"__future__"}
 
@@ -331,7 +194,8 @@ def provider(module: str, names: set[str]) -> str | None:
 
 
 def chapter_number(py: Path) -> str:
-    return py.name[:2]
+    """The chapter's two digits (the parts of a chapter share them, and its extra ``chNN``)."""
+    return layout.chapter(py.stem)
 
 
 # --------------------------------------------------------------------------- the static check
@@ -371,9 +235,9 @@ def static_check(root: Path = ROOT) -> tuple[list[str], list[ChapterReport]]:
                             f"{declared.versions[key]}: the setup cell would replace Colab's {declared.names[key]}. "
                             f"Widen the range in [project] dependencies.")
 
-    sources = sorted((root / "notebooks").glob(NOTEBOOK_GLOB))
+    sources = layout.chapter_sources(root)
     if not sources:
-        problems.append(f"{root / 'notebooks'}: no chapter sources ({NOTEBOOK_GLOB})")
+        problems.append(f"{root / 'notebooks'}: no chapter sources ({layout.CHAPTER_GLOB}.py)")
     chapter_extras = {f"ch{chapter_number(p)}" for p in sources}
     for name in sorted(extras):
         if re.fullmatch(r"ch\d\d", name) and name not in chapter_extras:
@@ -408,7 +272,7 @@ def static_check(root: Path = ROOT) -> tuple[list[str], list[ChapterReport]]:
                 problems.append(f"pyproject.toml: extra {extra} pins or caps {req}; give a lower bound at most")
 
         report = ChapterReport(nn, rel, [str(r) for r in installs], {}, {}, [])
-        for imp in chapter_imports(py, root):
+        for imp in chapter_uses(py, root).imports:
             top = imp.module.split(".")[0]
             if not top or top in std or top == PACKAGE:
                 continue
@@ -519,10 +383,11 @@ def _reader_notebooks(names: list[Path], out: Path, root: Path = ROOT) -> list[P
 def simulate(chapters: list[str], keep: bool, data_dir: Path | None) -> int:
     t_start = time.perf_counter()
     declared = read_declared(ROOT / DECLARED)
-    sources = sorted((ROOT / "notebooks").glob(NOTEBOOK_GLOB))
-    if chapters:
-        sources = [p for p in sources if chapter_number(p) in chapters]
-        unknown = set(chapters) - {chapter_number(p) for p in sources}
+    sources = layout.chapter_sources(ROOT)
+    if chapters:  # "05" selects every part of chapter 5, "4.2" only that part
+        wanted = lambda p, c: c == layout.number(p.stem) or c.zfill(2) == chapter_number(p)  # noqa: E731
+        unknown = {c for c in chapters if not any(wanted(p, c) for p in sources)}
+        sources = [p for p in sources if any(wanted(p, c) for c in chapters)]
         if unknown:
             print(f"colab-check: no chapter {', '.join(sorted(unknown))} in notebooks/", file=sys.stderr)
             return 2
@@ -549,7 +414,7 @@ def _simulate(declared: DeclaredEnvironment, sources: list[Path], work: Path, da
     # `dev.py build` publishes after re-executing a stale notebook
     import jupytext
 
-    for py in sorted((source / "notebooks").glob(NOTEBOOK_GLOB)):
+    for py in layout.chapter_sources(source):
         jupytext.write(jupytext.read(py), py.with_suffix(".ipynb"))
 
     # 2. a fresh environment with only the declared Colab set
@@ -597,7 +462,7 @@ def _simulate(declared: DeclaredEnvironment, sources: list[Path], work: Path, da
     os.environ["JUPYTER_PATH"] = str(work / "jupyter") + os.pathsep + os.environ.get("JUPYTER_PATH", "")
 
     # 4. the data: a local file server through COURSE_DATA_URL where the data layer supports it
-    mirror = data_dir or (Path(os.environ["COURSE_DATA"]) if os.environ.get("COURSE_DATA") else ROOT.parent / "shared" / "data")
+    mirror = data_dir or layout.data_mirror() or layout.DATA_MIRROR
     kernel_env = {k: v for k, v in os.environ.items()
                   if k not in {"COURSE_DATA", "COURSE_DATA_URL", "COURSE_CACHE", "COURSE_OFFLINE", "VIRTUAL_ENV",
                                "PYTHONPATH", "PYTHONHOME", "JUPYTER_PATH", "COURSE_BOOK_NO_VENV", "MPLBACKEND"}}
@@ -624,22 +489,22 @@ def _simulate(declared: DeclaredEnvironment, sources: list[Path], work: Path, da
     # 5. each chapter: its reader notebook, alone in an empty folder (Colab's /content), run top to bottom
     results = []
     for py in sources:
-        nn = py.name[:2]
+        nn, label = chapter_number(py), layout.number(py.stem)  # "04" (its extra chNN) and "4.2"
         chapter = source / "notebooks" / py.with_suffix(".ipynb").name
         try:  # what Colab opens: the reader notebook
             reader, reader_error = _reader_notebooks([chapter], work / "readers", root=source)[0], ""
         except ValueError as exc:  # run the chapter itself (the same code cells), and fail the chapter
             reader, reader_error = chapter, f"no reader notebook: {exc}"
-        content = work / f"content-{nn}"
+        content = work / f"content-{py.stem}"
         content.mkdir()
-        cache = work / f"cache-{nn}"  # a fresh runtime has no cache: every chapter downloads its data
-        env = dict(kernel_env, COURSE_CACHE=str(cache), HOME=str(work / f"home-{nn}"))
+        cache = work / f"cache-{py.stem}"  # a fresh runtime has no cache: every chapter downloads its data
+        env = dict(kernel_env, COURSE_CACHE=str(cache), HOME=str(work / f"home-{py.stem}"))
         Path(env["HOME"]).mkdir()
         shutil.copy2(reader, content / reader.name)
         nb = nbformat.read(content / reader.name, as_version=4)
         client = NotebookClient(nb, timeout=1800, kernel_name="colab-sim", resources={"metadata": {"path": str(content)}})
         before_served = len(_QuietHandler.served)
-        print(f"[colab-check] chapter {nn}: running {reader.name} ...", flush=True)
+        print(f"[colab-check] chapter {label}: running {reader.name} ...", flush=True)
         t0 = time.perf_counter()
         status, error = "ok", ""
         try:
@@ -672,10 +537,10 @@ def _simulate(declared: DeclaredEnvironment, sources: list[Path], work: Path, da
             status = "failed"
             error = (error + "; " if error else "") + f"the setup cell is not idempotent: {again.stderr.strip()[-300:]}"
         served = _QuietHandler.served[before_served:]
-        results.append({"chapter": nn, "notebook": reader.name, "status": status, "error": error, "wall_s": round(wall, 1),
+        results.append({"chapter": label, "notebook": reader.name, "status": status, "error": error, "wall_s": round(wall, 1),
                         "installed": {k: v for k, v in sorted(added.items())}, "replaced": replaced,
                         "downloads": len([s for s in served if s.startswith("GET")])})
-        print(f"[colab-check] chapter {nn}: {status} in {wall:.0f} s; setup cell installed "
+        print(f"[colab-check] chapter {label}: {status} in {wall:.0f} s; setup cell installed "
               f"{', '.join(f'{k}=={v}' for k, v in sorted(added.items())) or 'nothing'}"
               + (f"; {len(served)} file(s) served" if server else "") + (f"\n    {error}" if error else ""), flush=True)
         # back to a fresh runtime for the next chapter
@@ -708,15 +573,16 @@ def _simulate(declared: DeclaredEnvironment, sources: list[Path], work: Path, da
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dev.py colab-check", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("chapters", nargs="*", help="chapter numbers to run (default: all), e.g. 03 05")
+    parser.add_argument("chapters", nargs="*", help="chapters to run (default: all), e.g. 03 5 (every part) or 4.2 (one part)")
     parser.add_argument("--static", action="store_true", help="only the static check (fast; no network)")
     parser.add_argument("--root", type=Path, default=ROOT, help="for --static: the checkout to check (default: this one)")
     parser.add_argument("--keep", action="store_true", help="keep the working folder (environment, executed notebooks)")
     parser.add_argument("--data", type=Path, help="the local data mirror to serve (default: $COURSE_DATA or ../shared/data)")
     args = parser.parse_args(argv)
-    chapters = [c.zfill(2) for c in args.chapters]
-    if any(not re.fullmatch(r"\d\d", c) for c in chapters):
-        parser.error(f"chapters are numbers such as 03 or 5, got {' '.join(args.chapters)}")
+    chapters = [c.zfill(2) if c.isdigit() else c for c in args.chapters]
+    if any(not re.fullmatch(r"\d\d|\d{1,2}\.\d+", c) for c in chapters):
+        parser.error(f"chapters are numbers such as 03 or 5, or parts such as 4.2, got {' '.join(args.chapters)}")
+    chapters = [f"{int(c.split('.')[0])}.{c.split('.')[1]}" if "." in c else c for c in chapters]
     try:
         problems, reports = static_check(args.root.resolve())
     except (OSError, ValueError, SyntaxError, KeyError) as exc:

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools import measured
+from tools import tolerance
 
 WHOLE_CHAPTER_SECTIONS = re.compile(r"^(summary|exercises|discussion|conclusions?|what we found)\b", re.I)
 
@@ -98,11 +98,11 @@ def prose_numbers(markdown: str) -> list[tuple[str, float, int, bool, str]]:
 def _shown(cells) -> list[float]:
     values = []
     for cell in cells:
-        for texts in measured.output_texts(cell.get("outputs", [])).values():
+        for texts in tolerance.output_texts(cell.get("outputs", [])).values():
             for t in texts:
-                values += [n.value for n in measured.tokenize(t)[1]]
+                values += [n.value for n in tolerance.tokenize(t)[1]]
         code = re.sub(r"(?<=\d)_(?=\d)", "", cell.source)  # 5_000 is 5000
-        values += [n.value for n in measured.tokenize(code)[1]]
+        values += [n.value for n in tolerance.tokenize(code)[1]]
     return values
 
 

@@ -3,10 +3,10 @@
 nbval compares every output as a string, which is right for what is deterministic and wrong for numbers
 that come from training: another CPU's BLAS kernels round differently, training amplifies the last digit,
 and the printed loss moves in its second digit. For a cell tagged ``nbval-measured`` this plugin replaces
-nbval's comparison with :func:`tools.measured.compare`: the text (words, labels, table layout) must be
-the same, and each number must lie within the tolerance declared in the cell's metadata
-(``tolerance={"abs": ..., "rel": ...}``, written by ``python3 dev.py measure``). Everything else about
-nbval (execution, sanitizing, untagged cells, ``nbval-ignore-output``) is unchanged.
+nbval's comparison with :func:`tools.tolerance.compare`: the text (words, labels, table layout) must be
+the same, and each number must lie within its measured tolerance (the cell's metadata ``tolerance`` and
+``tolerance_numbers``, written by ``python3 dev.py measure``). Everything else about nbval (execution,
+sanitizing, untagged cells, ``nbval-ignore-output``) is unchanged.
 
 Loaded by the repository's ``conftest.py``.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import types
 
-from tools import measured
+from tools import tolerance
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -27,11 +27,11 @@ def pytest_collection_modifyitems(session, config, items):
             continue
         meta = item.cell.get("metadata", {})
         tags = meta.get("tags", [])
-        tol = meta.get(measured.TOLERANCE_KEY)
-        if measured.MEASURED_TAG in tags:
+        tol = meta.get(tolerance.TOLERANCE_KEY)
+        if tolerance.MEASURED_TAG in tags:
             item.compare_outputs = types.MethodType(_compare_within_tolerance, item)
             item._tolerance = tol
-            item._tolerance_lines = meta.get(measured.LINES_KEY) or {}
+            item._tolerance_numbers = meta.get(tolerance.NUMBERS_KEY) or {}
 
 
 def _compare_within_tolerance(self, test, ref, skip_compare=None):
@@ -40,13 +40,13 @@ def _compare_within_tolerance(self, test, ref, skip_compare=None):
     tol = getattr(self, "_tolerance", None)
     if not isinstance(tol, dict) or not ({"abs", "rel"} & set(tol)):
         self.comparison_traceback.append(
-            f"cell {self.cell_num} is tagged {measured.MEASURED_TAG!r} but declares no tolerance "
-            f"(metadata {measured.TOLERANCE_KEY!r} = {tol!r}); run `python3 dev.py measure` on its notebook"
+            f"cell {self.cell_num} is tagged {tolerance.MEASURED_TAG!r} but declares no tolerance "
+            f"(metadata {tolerance.TOLERANCE_KEY!r} = {tol!r}); run `python3 dev.py measure` on its notebook"
         )
         return False
     sanitize = self.sanitize
-    ref_texts = {k: [sanitize(v) for v in vs] for k, vs in measured.output_texts(ref).items()}
-    new_texts = {k: [sanitize(v) for v in vs] for k, vs in measured.output_texts(test).items()}
+    ref_texts = {k: [sanitize(v) for v in vs] for k, vs in tolerance.output_texts(ref).items()}
+    new_texts = {k: [sanitize(v) for v in vs] for k, vs in tolerance.output_texts(test).items()}
     if set(ref_texts) != set(new_texts):
         self.comparison_traceback.append(
             f"output kinds differ: stored {sorted(ref_texts)}, now {sorted(new_texts)}"
@@ -59,12 +59,12 @@ def _compare_within_tolerance(self, test, ref, skip_compare=None):
             self.comparison_traceback.append(f"{key}: {len(refs)} outputs stored, {len(news)} now")
             return False
         for k, (ref_text, new_text) in enumerate(zip(refs, news)):
-            lines = getattr(self, "_tolerance_lines", {}).get(f"{key}/{k}")
-            problems = measured.compare(ref_text, new_text, tol, lines)
+            numbers = getattr(self, "_tolerance_numbers", {}).get(f"{key}/{k}")
+            problems = tolerance.compare(ref_text, new_text, tol, numbers)
             if problems:
                 ok = False
                 self.comparison_traceback.append(
-                    f"measured cell, {key}: outside the declared tolerance {tol}:\n  "
+                    f"measured cell, {key}: outside its measured tolerance (cell: {tol}):\n  "
                     + "\n  ".join(problems[:10])
                     + (f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else "")
                 )

@@ -1,22 +1,33 @@
-"""Compare a cell's outputs token by token: text exactly, numbers within a declared tolerance.
+"""Compare a cell's outputs token by token: text exactly, numbers within measured tolerances.
 
-The book has three kinds of output cell (BOOK_DESIGN.md, CONTRIBUTING.md):
+The book has three kinds of output cell (CONTRIBUTING.md, *Outputs that hold on every machine*):
 
 - **exact** (no tag): math, data, shapes, checks. nbval compares them as strings.
 - **measured** (tag ``nbval-measured``): numbers that come from training. Their text must be the same
   (words, labels, punctuation, the number of rows and columns of a table); every number may move within
-  the tolerance declared on the cell, in its metadata::
+  its tolerance. ``python3 dev.py measure`` (``tools/measure_tolerances.py``) measures them; nobody types
+  them in. Two levels:
 
-      # %% tags=["nbval-measured"] tolerance={"abs": 0.6, "rel": 0.05}
+  - **per number** (the ``.ipynb``'s cell metadata ``tolerance_numbers``: for each output, for each line,
+    one absolute bound per number of the line, or null for a line without numbers). This is what
+    applies wherever it was measured. A number's bound is the largest deviation measured among the
+    numbers *of its line printed to the same last digit* (its line-mates in the same unit: a mean and its
+    range, a difference or a spread beside the values it comes from), times the margin. A spread or a
+    difference of trained values is far more volatile relative to its size than the values are, and a
+    handful of runs cannot measure that; in absolute terms it moves no more than about twice as much as
+    its values, so a bound at least as wide as theirs holds on machines the measurement never saw.
+    Numbers of another precision on the same line (a loss printed to 0.001 beside an accuracy printed
+    to 0.1) keep bounds of their own.
+  - **per cell** (metadata ``tolerance``, written into the ``.py`` too, where a reviewer sees it)::
 
-  A number ``new`` passes against the stored ``ref`` when ``|new - ref| <= abs`` and
-  ``|new - ref| <= rel * |ref|``, or when it moved by at most one unit in the last printed digit of
-  ``ref`` (so a stored ``0.0`` may become ``0.1`` but not ``0.5``). Either bound may be ``null``
-  (no bound of that kind). The ``.ipynb`` also holds a tolerance per output line
-  (``tolerance_lines``), measured the same way; a number must satisfy its line's bounds too, so one
-  volatile row of a table does not loosen the check of the others. ``python3 dev.py measure``
-  measures the spread of every measured cell across rounding profiles and seeds and writes these
-  tolerances; nobody types them in.
+        # %% tags=["nbval-measured"] tolerance={"abs": 0.6, "rel": 0.05}
+
+    the largest absolute and relative deviation of the cell times the margin: the summary, and the bound
+    for a line without per-number tolerances (``|new - ref| <= abs`` and ``<= rel * |ref|``; either may be
+    null).
+
+  A number may always move by one unit of the last printed digit of the stored value (a value on a
+  rounding boundary prints either way; so a stored ``0.0`` may become ``0.1`` but not ``0.5``).
 - **ignored** (tag ``nbval-ignore-output``): timings and what varies without bound.
 
 Whitespace runs inside a line count as one space (a table realigns when a number gains a digit).
@@ -30,7 +41,7 @@ from dataclasses import dataclass
 MEASURED_TAG = "nbval-measured"
 IGNORED_TAG = "nbval-ignore-output"
 TOLERANCE_KEY = "tolerance"
-LINES_KEY = "tolerance_lines"  # in the .ipynb only: a tolerance per output line, written with the cell's
+NUMBERS_KEY = "tolerance_numbers"  # in the .ipynb only: per output, per line, a bound per number
 
 # A number as printed by Python, NumPy and pandas: optional sign, digits with optional thousands
 # separators, optional fraction, optional exponent. Not preceded by a letter or digit (so the 2 of
@@ -78,37 +89,44 @@ def tokenize(text: str) -> tuple[str, list[Number]]:
     return "\n".join(lines), numbers
 
 
-def _bound(ref: Number, tol: dict, lines: list | None = None) -> float:
-    """The largest deviation allowed for ``ref``.
+def _bound(ref: Number, index: int, tol: dict, numbers: list | None = None) -> float:
+    """The largest deviation allowed for ``ref``, the ``index``-th number of its line.
 
-    ``tol`` is the cell's tolerance ({"abs": .., "rel": ..}); ``lines``, when measured, holds a tolerance
-    per line of the output ([abs, rel] or None), and the tighter of the two applies. A number may always
-    move by one unit of its last printed digit (a value on a rounding boundary prints either way).
+    ``numbers`` (per line: a list with one bound per number, or None) applies where it has a bound for
+    this number; elsewhere the cell's ``tol`` ({"abs": .., "rel": ..}). Never less than one printed unit.
     """
+    row = numbers[ref.line] if numbers is not None and ref.line < len(numbers) else None
+    if isinstance(row, list) and index < len(row) and isinstance(row[index], (int, float)):
+        return max(float(row[index]), ref.unit)
     allowed = math.inf
     if tol.get("abs") is not None:
         allowed = min(allowed, float(tol["abs"]))
     if tol.get("rel") is not None:
         allowed = min(allowed, float(tol["rel"]) * abs(ref.value))
-    if lines is not None and ref.line < len(lines) and lines[ref.line] is not None:
-        line_abs, line_rel = lines[ref.line]
-        if line_abs is not None:
-            allowed = min(allowed, float(line_abs))
-        if line_rel is not None:
-            allowed = min(allowed, float(line_rel) * abs(ref.value))
     return max(allowed, ref.unit)
 
 
-def compare(ref: str, new: str, tol: dict, lines: list | None = None) -> list[str]:
-    """Problems found comparing ``new`` against ``ref`` under ``tol`` (an empty list: they agree)."""
+def _index_in_line(numbers: list[Number]) -> list[int]:
+    out, seen = [], {}
+    for n in numbers:
+        seen[n.line] = seen.get(n.line, -1) + 1
+        out.append(seen[n.line])
+    return out
+
+
+def compare(ref: str, new: str, tol: dict, numbers: list | None = None) -> list[str]:
+    """Problems found comparing ``new`` against ``ref`` (an empty list: they agree).
+
+    ``tol``: the cell's tolerance; ``numbers``: this output's per-number tolerances (see the module docstring).
+    """
     ref_skel, ref_nums = tokenize(ref)
     new_skel, new_nums = tokenize(new)
     if ref_skel != new_skel or len(ref_nums) != len(new_nums):
         return [_structure_diff(ref_skel, new_skel)]
     problems = []
-    for i, (r, n) in enumerate(zip(ref_nums, new_nums)):
+    for i, (r, n, j) in enumerate(zip(ref_nums, new_nums, _index_in_line(ref_nums))):
         dev = abs(n.value - r.value)
-        bound = _bound(r, tol, lines)
+        bound = _bound(r, j, tol, numbers)
         if not dev <= bound * (1 + 1e-9) + 1e-300:  # decimal steps are inexact in binary; also catches NaN
             problems.append(
                 f"number {i + 1} (line {r.line + 1}): stored {r.text}, now {n.text} (|difference| {dev:.3g} "
@@ -127,36 +145,32 @@ def _structure_diff(ref_skel: str, new_skel: str) -> str:
             f"{len(new_lines)} now")
 
 
-def deviations(ref: str, new: str) -> tuple[float, float] | None:
-    """(max absolute deviation, smallest ``rel`` that covers every deviation) of ``new`` from ``ref``.
+def deviations(ref: str, new: str) -> list[list[tuple[float, float]]] | None:
+    """For each line of ``ref``, for each of its numbers: (absolute deviation, relative deviation) of ``new``.
 
-    ``None`` when the structure differs. ``rel`` is ``inf`` when a deviation larger than one printed
-    unit occurs at a stored value of zero (no relative bound can cover it).
+    ``None`` when the text differs beyond its numbers, or a number became NaN. The relative deviation is
+    0 for a move within one printed unit (always allowed), and ``inf`` for a larger move from a stored zero.
     """
-    per_line = deviations_by_line(ref, new)
-    if per_line is None:
-        return None
-    d_abs = max((d[0] for d in per_line.values()), default=0.0)
-    d_rel = max((d[1] for d in per_line.values()), default=0.0)
-    return d_abs, d_rel
-
-
-def deviations_by_line(ref: str, new: str) -> dict[int, tuple[float, float]] | None:
-    """For each line of ``ref`` holding numbers: (max absolute deviation, smallest covering ``rel``)."""
     ref_skel, ref_nums = tokenize(ref)
     new_skel, new_nums = tokenize(new)
     if ref_skel != new_skel or len(ref_nums) != len(new_nums):
         return None
-    out: dict[int, tuple[float, float]] = {}
+    out: list[list[tuple[float, float]]] = [[] for _ in ref.splitlines()]
     for r, n in zip(ref_nums, new_nums):
         dev = abs(n.value - r.value)
         if math.isnan(dev):
             return None
-        d_abs, d_rel = out.get(r.line, (0.0, 0.0))
-        d_abs = max(d_abs, dev)
-        if dev > r.unit:
-            d_rel = max(d_rel, dev / abs(r.value) if r.value else math.inf)
-        out[r.line] = (d_abs, d_rel)
+        rel = 0.0 if dev <= r.unit else (dev / abs(r.value) if r.value else math.inf)
+        out[r.line].append((dev, rel))
+    return out
+
+
+def units(text: str) -> list[list[float]]:
+    """For each line of ``text``, the printed unit (last digit) of each of its numbers."""
+    skel, nums = tokenize(text)
+    out: list[list[float]] = [[] for _ in text.splitlines()]
+    for n in nums:
+        out[n.line].append(n.unit)
     return out
 
 
