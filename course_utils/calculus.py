@@ -12,7 +12,7 @@ Conventions (numerator layout, used throughout the book)
   ``torch.autograd.functional.jacobian`` return. Example: ``d(x x^T)/dx`` has
   shape ``(n, n, n)``.
 * Batches are rows (as in PyTorch): :func:`linear` computes ``Y = X W^T + b``
-  for ``X`` of shape ``(B, N)`` and a layer's weight matrix ``W`` of shape ``(M, N)``.
+  for ``X`` of shape ``(B, D)`` and a layer's weight matrix ``W`` of shape ``(M, D)``.
   The layer functions (``tanh_layer*``, ``linear*``) call a layer's weights ``W`` and
   its bias ``b``, as the rest of the book does; ``b=None`` means a layer without bias.
 
@@ -179,87 +179,87 @@ def outer_jacobian(x) -> np.ndarray:
     return np.einsum("ik,j->ijk", eye, x) + np.einsum("i,jk->ijk", x, eye)
 
 
-# --------------------------------------------------------------------------- f(x) = exp(-z/2), z = y^T S^-1 y, y = x - mu
-def _gaussian_args(x, mu, S, allow_torch: bool = False):
+# --------------------------------------------------------------------------- f(x) = exp(-z/2), z = y^T Sigma^-1 y, y = x - mu
+def _gaussian_args(x, mu, Sigma, allow_torch: bool = False):
     x = _array(x, "x", 1, allow_torch=allow_torch)
     mu = _array(mu, "mu", 1, allow_torch=allow_torch)
-    S = _array(S, "S", 2, allow_torch=allow_torch)
+    Sigma = _array(Sigma, "Sigma", 2, allow_torch=allow_torch)
     _same_length(x, mu, "x", "mu")
     d = _shape(x)[0]
     if d == 0:
         raise ValueError("x and mu are empty (length 0); the Gaussian needs x in R^D with D >= 1")
-    if _shape(S) != (d, d):
-        raise ValueError(f"S must be a square {d} x {d} matrix to match x in R^{d}, got shape {_shape(S)}")
-    if not _is_torch(S):
-        cond = np.linalg.cond(S)
+    if _shape(Sigma) != (d, d):
+        raise ValueError(f"Sigma must be a square {d} x {d} matrix to match x in R^{d}, got shape {_shape(Sigma)}")
+    if not _is_torch(Sigma):
+        cond = np.linalg.cond(Sigma)
         if not np.isfinite(cond) or cond > 1e12:
-            raise ValueError(f"S is singular or nearly singular (condition number {cond:.3g}); it must be invertible")
-    return x, mu, S
+            raise ValueError(f"Sigma is singular or nearly singular (condition number {cond:.3g}); it must be invertible")
+    return x, mu, Sigma
 
 
-def gaussian_exp(x, mu, S):
-    """f(x) = exp(-z/2) with z = y^T S^{-1} y and y = x - mu (an unnormalised Gaussian when S is a covariance)."""
-    x, mu, S = _common(*_gaussian_args(x, mu, S, allow_torch=True))
+def gaussian_exp(x, mu, Sigma):
+    """f(x) = exp(-z/2) with z = y^T Sigma^{-1} y and y = x - mu (an unnormalised Gaussian when Sigma is a covariance matrix)."""
+    x, mu, Sigma = _common(*_gaussian_args(x, mu, Sigma, allow_torch=True))
     y = x - mu
-    if _is_torch(x, mu, S):
+    if _is_torch(x, mu, Sigma):
         import torch
 
-        return torch.exp(-0.5 * (y @ torch.linalg.solve(S, y)))
-    return np.exp(-0.5 * (y @ np.linalg.solve(S, y)))
+        return torch.exp(-0.5 * (y @ torch.linalg.solve(Sigma, y)))
+    return np.exp(-0.5 * (y @ np.linalg.solve(Sigma, y)))
 
 
-def gaussian_exp_chain(x, mu, S) -> dict[str, np.ndarray]:
+def gaussian_exp_chain(x, mu, Sigma) -> dict[str, np.ndarray]:
     """The three factors of the chain rule for :func:`gaussian_exp`, and their product.
 
     Returns a dict with
-    ``dy_dx`` (D x D, the identity), ``dz_dy`` (1 x D, ``y^T (S^{-1} + S^{-T})``),
+    ``dy_dx`` (D x D, the identity), ``dz_dy`` (1 x D, ``y^T (Sigma^{-1} + Sigma^{-T})``),
     ``df_dz`` (1 x 1, ``-f/2``) and ``df_dx = df_dz @ dz_dy @ dy_dx`` (1 x D).
     """
-    x, mu, S = _gaussian_args(x, mu, S)
+    x, mu, Sigma = _gaussian_args(x, mu, Sigma)
     y = x - mu
-    f = gaussian_exp(x, mu, S)
+    f = gaussian_exp(x, mu, Sigma)
     dy_dx = np.eye(x.size)
-    # y^T S^{-1} = (S^{-T} y)^T and y^T S^{-T} = (S^{-1} y)^T
-    dz_dy = (np.linalg.solve(S.T, y) + np.linalg.solve(S, y))[None, :]
+    # y^T Sigma^{-1} = (Sigma^{-T} y)^T and y^T Sigma^{-T} = (Sigma^{-1} y)^T
+    dz_dy = (np.linalg.solve(Sigma.T, y) + np.linalg.solve(Sigma, y))[None, :]
     df_dz = np.array([[-0.5 * f]])
     return {"dy_dx": dy_dx, "dz_dy": dz_dy, "df_dz": df_dz, "df_dx": df_dz @ dz_dy @ dy_dx}
 
 
-def gaussian_exp_jacobian(x, mu, S) -> np.ndarray:
-    """d f/dx = -1/2 f (x - mu)^T (S^{-1} + S^{-T}), a 1 x D row, valid for any invertible S."""
-    return gaussian_exp_chain(x, mu, S)["df_dx"]
+def gaussian_exp_jacobian(x, mu, Sigma) -> np.ndarray:
+    """d f/dx = -1/2 f (x - mu)^T (Sigma^{-1} + Sigma^{-T}), a 1 x D row, valid for any invertible Sigma."""
+    return gaussian_exp_chain(x, mu, Sigma)["df_dx"]
 
 
-def gaussian_exp_jacobian_symmetric(x, mu, S) -> np.ndarray:
-    """The shortcut -f (x - mu)^T S^{-1}, a 1 x D row.
+def gaussian_exp_jacobian_symmetric(x, mu, Sigma) -> np.ndarray:
+    """The shortcut -f (x - mu)^T Sigma^{-1}, a 1 x D row.
 
-    Equal to :func:`gaussian_exp_jacobian` only when S is symmetric (S^{-1} = S^{-T});
+    Equal to :func:`gaussian_exp_jacobian` only when Sigma is symmetric (Sigma^{-1} = Sigma^{-T});
     wrong otherwise. Kept to show that in chapter 2.
     """
-    x, mu, S = _gaussian_args(x, mu, S)
+    x, mu, Sigma = _gaussian_args(x, mu, Sigma)
     y = x - mu
-    return -gaussian_exp(x, mu, S) * np.linalg.solve(S.T, y)[None, :]
+    return -gaussian_exp(x, mu, Sigma) * np.linalg.solve(Sigma.T, y)[None, :]
 
 
-# --------------------------------------------------------------------------- f(x) = tr(x x^T + sigma^2 I)
-def trace_outer(x, sigma):
-    """f(x) = tr(x x^T + sigma^2 I) = x^T x + n sigma^2 for x in R^n and a scalar sigma.
+# --------------------------------------------------------------------------- f(x) = tr(x x^T + c^2 I)
+def trace_outer(x, c):
+    """f(x) = tr(x x^T + c^2 I) = x^T x + n c^2 for x in R^n and a scalar constant c.
 
     Either argument may be a tensor (then so is the result, differentiable in both).
     """
     x = _array(x, "x", 1, allow_torch=True)
-    sigma = _array(sigma, "sigma", 0, allow_torch=True)
+    c = _array(c, "c", 0, allow_torch=True)
     n = _shape(x)[0]
-    if _is_torch(x, sigma):
+    if _is_torch(x, c):
         import torch
 
-        x, sigma = _common(x, sigma)
-        return torch.trace(torch.outer(x, x) + sigma**2 * torch.eye(n, dtype=x.dtype, device=x.device))
-    return np.trace(np.outer(x, x) + float(sigma) ** 2 * np.eye(n))
+        x, c = _common(x, c)
+        return torch.trace(torch.outer(x, x) + c**2 * torch.eye(n, dtype=x.dtype, device=x.device))
+    return np.trace(np.outer(x, x) + float(c) ** 2 * np.eye(n))
 
 
 def trace_outer_jacobian(x) -> np.ndarray:
-    """d tr(x x^T + sigma^2 I)/dx = 2 x^T, a 1 x n row (sigma does not depend on x)."""
+    """d tr(x x^T + c^2 I)/dx = 2 x^T, a 1 x n row (c does not depend on x)."""
     x = _array(x, "x", 1)
     return 2.0 * x[None, :]
 
@@ -268,13 +268,13 @@ def trace_outer_jacobian(x) -> np.ndarray:
 def _tanh_args(x, W, b, allow_torch: bool = False):
     x = _array(x, "x", 1, allow_torch=allow_torch)
     W = _array(W, "W", 2, allow_torch=allow_torch)
-    M, N = _shape(W)
-    if _shape(x) != (N,):
-        raise ValueError(f"x must have length N = {N} (the number of columns of W, shape {(M, N)}), got shape {_shape(x)}")
+    M, D = _shape(W)
+    if _shape(x) != (D,):
+        raise ValueError(f"x must have length D = {D} (the number of columns of W, shape {(M, D)}), got shape {_shape(x)}")
     if b is not None:
         b = _array(b, "b", 1, allow_torch=allow_torch)
         if _shape(b) != (M,):
-            raise ValueError(f"b must have length M = {M} (the number of rows of W, shape {(M, N)}), got shape {_shape(b)}")
+            raise ValueError(f"b must have length M = {M} (the number of rows of W, shape {(M, D)}), got shape {_shape(b)}")
     return x, W, b
 
 
@@ -284,7 +284,7 @@ def _preactivation(x, W, b):
 
 
 def tanh_layer(x, W, b=None):
-    """f(x) = tanh(W x + b) for W in R^{M x N}, x in R^N, b in R^M (a vector in R^M); ``b=None``: no bias."""
+    """f(x) = tanh(W x + b) for W in R^{M x D}, x in R^D, b in R^M (a vector in R^M); ``b=None``: no bias."""
     x, W, b = _common(*_tanh_args(x, W, b, allow_torch=True))
     if _is_torch(x, W, b):
         import torch
@@ -294,16 +294,16 @@ def tanh_layer(x, W, b=None):
 
 
 def tanh_layer_jacobian(x, W, b=None) -> np.ndarray:
-    """d tanh(W x + b)/dx = diag(1 - tanh^2(W x + b)) W, an M x N matrix; ``b=None``: no bias."""
+    """d tanh(W x + b)/dx = diag(1 - tanh^2(W x + b)) W, an M x D matrix; ``b=None``: no bias."""
     x, W, b = _tanh_args(x, W, b)
     t = np.tanh(_preactivation(x, W, b))
     return (1.0 - t**2)[:, None] * W  # row i of W scaled by 1 - t_i^2: diag(...) @ W without the diag
 
 
 def tanh_layer_vjp(x, W, b, v) -> np.ndarray:
-    """The vector-Jacobian product v^T (d f/dx) = (v * (1 - tanh^2(W x + b)))^T W, length N.
+    """The vector-Jacobian product v^T (d f/dx) = (v * (1 - tanh^2(W x + b)))^T W, length D.
 
-    O(M N) work and O(M + N) extra memory: the M x N Jacobian is never formed.
+    O(M D) work and O(M + D) extra memory: the M x D Jacobian is never formed.
     ``b=None``: a layer without bias.
     """
     x, W, b = _tanh_args(x, W, b)
@@ -318,10 +318,10 @@ def tanh_layer_vjp(x, W, b, v) -> np.ndarray:
 def _linear_args(X, W, b, allow_torch: bool = False):
     X = _array(X, "X", 2, allow_torch=allow_torch)
     W = _array(W, "W", 2, allow_torch=allow_torch)
-    M, N = _shape(W)
-    if _shape(X)[1] != N:
+    M, D = _shape(W)
+    if _shape(X)[1] != D:
         raise ValueError(
-            f"X must have N = {N} columns (samples are rows; W has shape {(M, N)} = (outputs, inputs)), got shape {_shape(X)}"
+            f"X must have D = {D} columns (samples are rows; W has shape {(M, D)} = (outputs, inputs)), got shape {_shape(X)}"
         )
     if b is not None:
         b = _array(b, "b", 1, allow_torch=allow_torch)
@@ -331,7 +331,7 @@ def _linear_args(X, W, b, allow_torch: bool = False):
 
 
 def linear(X, W, b=None):
-    """Y = X W^T + b: a batch X of shape (B, N) (samples are rows), W of shape (M, N), b of shape (M,).
+    """Y = X W^T + b: a batch X of shape (B, D) (samples are rows), W of shape (M, D), b of shape (M,).
 
     ``b=None``: a layer without bias, Y = X W^T.
     """
@@ -343,7 +343,7 @@ def linear(X, W, b=None):
 def linear_jacobians(X, W) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The full Jacobians of Y = X W^T + b (they do not depend on b).
 
-    Returns ``(dY_dX, dY_dW, dY_db)`` of shapes ``(B, M, B, N)``, ``(B, M, M, N)`` and
+    Returns ``(dY_dX, dY_dW, dY_db)`` of shapes ``(B, M, B, D)``, ``(B, M, M, D)`` and
     ``(B, M, M)``:
     ``dY_dX[p, i, q, j] = delta_pq W[i, j]``, ``dY_dW[p, i, k, j] = delta_ik X[p, j]``,
     ``dY_db[p, i, k] = delta_ik``. Mostly zeros: chapter 2 forms them only to show
@@ -358,14 +358,14 @@ def linear_jacobians(X, W) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return dY_dX, dY_dW, dY_db
 
 
-def linear_vjp(X, W, dY) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def linear_vjp(X, W, Y_bar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Chapter 1's backward rules of Linear, which are vector-Jacobian products.
 
-    Given ``dY = dL/dY`` of shape (B, M): ``dL/dX = dY W`` (B, N), ``dL/dW = dY^T X`` (M, N),
-    ``dL/db = dY`` summed over the rows (M,).
+    Given the upstream gradient ``Y_bar = dL/dY`` of shape (B, M): ``dL/dX = Y_bar W`` (B, D),
+    ``dL/dW = Y_bar^T X`` (M, D), ``dL/db = Y_bar`` summed over the rows (M,).
     """
     X, W, _ = _linear_args(X, W, None)
-    dY = _array(dY, "dY", 2)
-    if dY.shape != (X.shape[0], W.shape[0]):
-        raise ValueError(f"dY must have shape (B, M) = {(X.shape[0], W.shape[0])}, like Y, got {dY.shape}")
-    return dY @ W, dY.T @ X, dY.sum(axis=0)
+    Y_bar = _array(Y_bar, "Y_bar", 2)
+    if Y_bar.shape != (X.shape[0], W.shape[0]):
+        raise ValueError(f"Y_bar must have shape (B, M) = {(X.shape[0], W.shape[0])}, like Y, got {Y_bar.shape}")
+    return Y_bar @ W, Y_bar.T @ X, Y_bar.sum(axis=0)

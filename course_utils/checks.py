@@ -1,17 +1,19 @@
 """Numerical checks: central finite differences and relative errors.
 
 Chapters 1, 2 and 5 check every hand-derived derivative against these (and
-against ``torch.autograd``). Work in float64: with step ``eps`` the central
-difference has truncation error O(eps^2) and rounding error O(machine_eps / eps),
-so ``eps = 1e-6`` gives roughly 1e-10 absolute accuracy for well-scaled functions.
+against ``torch.autograd``). Work in float64: with step ``h`` the central
+difference (f(x + h) - f(x - h)) / (2h) has truncation error O(h^2) and rounding
+error O(machine epsilon / h), so ``h = 1e-6`` gives roughly 1e-10 absolute accuracy
+for well-scaled functions. (The step is ``h`` as on the book's notation page;
+epsilon is the adaptive optimizers' constant.)
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Callable
 
 import numpy as np
+
+from . import validation
 
 __all__ = ["numerical_jacobian", "numerical_gradient", "relative_error"]
 
@@ -27,10 +29,11 @@ def _float_array(x, name: str, where: str) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def _check_eps(eps, where: str) -> float:
-    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps <= 0:
-        raise ValueError(f"{where}: eps (the finite-difference step) must be a positive finite number, got {eps!r}")
-    return float(eps)
+def _check_step(h, where: str) -> float:
+    try:
+        return validation.nonnegative_real("h (the finite-difference step)", h, positive=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _values(f, x: np.ndarray, where: str, at: str) -> np.ndarray:
@@ -47,21 +50,21 @@ def _values(f, x: np.ndarray, where: str, at: str) -> np.ndarray:
     y = y.astype(np.float64)
     if not np.isfinite(y).all():
         raise ValueError(f"{where}: f is not finite (NaN or infinity) at {at}; finite differences need a "
-                         f"function that is finite around x (try a smaller eps or another point)")
+                         f"function that is finite around x (try a smaller h or another point)")
     return y
 
 
-def numerical_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+def numerical_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
     """Central-difference Jacobian of ``f`` at ``x``.
 
     Returns an array of shape ``f(x).shape + x.shape`` (numerator layout):
     ``J[i..., j...] = d f(x)[i...] / d x[j...]``. ``x`` is not modified; ``f`` receives
     float64 copies. ``x`` may be a scalar or an array of any shape, but not empty, and
     ``f(x)`` must be non-empty, keep its shape and be finite at every point evaluated
-    (otherwise a ``ValueError`` says where). ``eps`` is a positive finite step.
+    (otherwise a ``ValueError`` says where). ``h`` is a positive finite step.
     """
     where = "numerical_jacobian"
-    eps = _check_eps(eps, where)
+    h = _check_step(h, where)
     x = _float_array(x, "x", where)
     if x.size == 0:
         raise ValueError(f"{where}: x is empty (shape {x.shape}); there is nothing to differentiate")
@@ -75,29 +78,29 @@ def numerical_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, eps
     for j in range(flat.size):
         old = flat[j]
         index = tuple(int(i) for i in np.unravel_index(j, x.shape))
-        flat[j] = old + eps
-        y_plus = _values(f, x, where, f"x + eps at index {index}")
-        flat[j] = old - eps
-        y_minus = _values(f, x, where, f"x - eps at index {index}")
+        flat[j] = old + h
+        y_plus = _values(f, x, where, f"x + h at index {index}")
+        flat[j] = old - h
+        y_minus = _values(f, x, where, f"x - h at index {index}")
         flat[j] = old
         for y in (y_plus, y_minus):
             if y.shape != y0.shape:
                 raise ValueError(f"{where}: f(x) has shape {y0.shape} but f returned shape {y.shape} at a "
                                  f"perturbed point (index {index}); f must keep its output shape")
-        jac[(...,) + index] = (y_plus - y_minus) / (2 * eps)
+        jac[(...,) + index] = (y_plus - y_minus) / (2 * h)
     return jac
 
 
-def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
     """Central-difference gradient of a scalar function; same shape as ``x`` (same rules as
     :func:`numerical_jacobian`)."""
     where = "numerical_gradient"
-    eps = _check_eps(eps, where)
+    h = _check_step(h, where)
     x = _float_array(x, "x", where)
     y = _values(f, x, where, "x")
     if y.size != 1:
         raise ValueError(f"numerical_gradient needs a scalar function, f(x) has shape {y.shape}")
-    return numerical_jacobian(lambda z: _values(f, z, where, "a perturbed x").reshape(()), x, eps)
+    return numerical_jacobian(lambda z: _values(f, z, where, "a perturbed x").reshape(()), x, h)
 
 
 def relative_error(a, b, floor: float = 1e-12) -> float:
@@ -109,8 +112,10 @@ def relative_error(a, b, floor: float = 1e-12) -> float:
     ``floor=0`` two all-zero arrays are 0.0 apart.
     """
     where = "relative_error"
-    if isinstance(floor, (bool, np.bool_)) or not isinstance(floor, numbers.Real) or not math.isfinite(floor) or floor < 0:
-        raise ValueError(f"{where}: floor must be a finite number >= 0, got {floor!r}")
+    try:
+        floor = validation.nonnegative_real("floor", floor)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
     a = _float_array(a, "a", where)
     b = _float_array(b, "b", where)
     if a.shape != b.shape:

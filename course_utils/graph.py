@@ -1,7 +1,7 @@
 """A small reverse-mode automatic-differentiation engine on NumPy.
 
-Introduced in chapter 1 (logistic regression and the batch-size study); chapter 5
-builds its feedforward classifier on it.
+Introduced in chapter 1.1 (the engine, logistic regression); chapter 1.2 trains its batch-size
+study with it, several seeds at once, and chapter 5 builds its feedforward classifier on it.
 
 Data layout
 -----------
@@ -14,6 +14,19 @@ gathers a minibatch. Texts that keep samples as columns, shape
 ``dL/dx = W^T dL/dy`` is our ``dL/dX = dL/dY @ W``. A layer's weight matrix is
 ``W`` and its bias ``b`` throughout the book.
 
+Several seeds at once
+---------------------
+Every node also accepts a leading SEED axis: values of shape ``(S, batch, features)`` hold S
+independent models (S seeds of one configuration) that train together, one batched matrix
+product per layer and step. A :class:`Linear` layer made with a list of S generators,
+``Linear(x, 2, 1, rng=[rng_0, ..., rng_{S-1}])``, has ``W`` of shape ``(S, out, in)`` and ``b`` of
+shape ``(S, out)``, and seed k's slice is exactly what ``rng=rng_k`` would draw. Its input is
+``(S, batch, in)`` (each seed its own minibatch), or ``(batch, in)`` from an :class:`Input`
+without ``requires_grad`` (one batch shared by every seed, e.g. a test set). A loss then has one
+value per seed, shape ``(S,)``, and :func:`backward` on it gives each seed's parameters the
+gradient of its own loss. Seeds never mix: S seeds together compute what S separate graphs
+compute (``tests/test_graph.py`` checks it, also when one seed diverges).
+
 How it works
 ------------
 A :class:`Node` has ``inputs`` (other nodes), a ``value`` computed by
@@ -24,7 +37,8 @@ micrograd: it reads ``self.grad`` and ADDS its contribution to each input's
 ``grad`` and to each own parameter's ``grad``, so a node used twice receives the
 sum of both contributions. The function :func:`backward` zeroes every gradient,
 seeds ``loss.grad = 1.0`` and calls the nodes' ``backward`` in reverse
-topological order.
+topological order. ``forward`` and ``backward`` hold the mathematics; the checks of
+what a node receives (shapes, dtypes, label ranges) sit in helpers they call first.
 
 Gradients are computed only where they are needed: an :class:`Input` has
 ``grad = None`` unless it was made with ``requires_grad=True`` (as in PyTorch),
@@ -62,14 +76,18 @@ Example::
 """
 from __future__ import annotations
 
+import functools
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
+
+from . import validation
 
 __all__ = [
     "Parameter", "Node", "Input", "Linear",
     "Identity", "Sigmoid", "Tanh", "ReLU",
-    "BinaryCrossEntropy", "SoftmaxCrossEntropy", "SoftmaxMSE", "MSE",
+    "Loss", "BinaryCrossEntropy", "SoftmaxCrossEntropy", "SoftmaxMSE", "MSE",
     "topological_sort", "forward", "backward", "parameters", "INITS",
 ]
 
@@ -168,14 +186,24 @@ def _as_node(obj) -> Node:
 
 
 # --------------------------------------------------------------------------- the affine layer
+def _initial_weights(init: str, out_features: int, in_features: int, rng: np.random.Generator) -> np.ndarray:
+    """W of shape (out, in): N(0, 0.01^2), Glorot-uniform or He-normal (see :class:`Linear`)."""
+    if init == "random":
+        return 0.01 * rng.standard_normal((out_features, in_features))
+    if init == "xavier":
+        a = np.sqrt(6.0 / (in_features + out_features))
+        return rng.uniform(-a, a, size=(out_features, in_features))
+    return np.sqrt(2.0 / in_features) * rng.standard_normal((out_features, in_features))  # "he"
+
+
 class Linear(Node):
     """Y = X @ W.T + b for a batch X of shape (batch, in_features), batch >= 1.
 
     Parameters ``W`` (out_features, in_features), named ``"<name>.W"``, and ``b``
     (out_features,), named ``"<name>.b"``, as ``weight`` and ``bias`` in
-    ``torch.nn.Linear``. Backward (rows are samples; G = dL/dY)::
+    ``torch.nn.Linear``. Backward (rows are samples; Y_bar = dL/dY)::
 
-        dL/dX = G @ W        dL/dW = G.T @ X        dL/db = G.sum(axis=0)
+        dL/dX = Y_bar @ W        dL/dW = Y_bar.T @ X        dL/db = Y_bar.sum(axis=0)
 
     ``init`` chooses the initial ``W`` (``b`` starts at zero):
 
@@ -185,18 +213,24 @@ class Linear(Node):
     - ``"he"`` (He et al. 2015, fan-in, normal): W ~ N(0, 2 / in), for ReLU networks.
 
     ``rng`` is a ``numpy.random.Generator``; without one, a generator is seeded from
-    NumPy's global random state (which ``course_utils.runtime.init`` seeds). ``dtype``
+    NumPy's global random state (which ``course_utils.runtime.init`` seeds). A list of S
+    generators makes S seeds at once (see the module docstring): ``W`` of shape
+    ``(S, out_features, in_features)`` and ``b`` of shape ``(S, out_features)``, seed k's weights
+    drawn from ``rng[k]``, its input ``(S, batch, in_features)``. ``dtype``
     is the parameters' float type; inputs of another real dtype (integers, booleans,
     other floats) are converted to it, also when the input requires a gradient (its
     ``grad`` keeps the input's own float dtype, float64 for an integer input).
     """
 
     def __init__(self, x, in_features: int, out_features: int, *, init: str = "xavier",
-                 rng: np.random.Generator | None = None, dtype=np.float64, name: str | None = None):
+                 rng: np.random.Generator | Sequence[np.random.Generator] | None = None, dtype=np.float64,
+                 name: str | None = None):
         super().__init__(x, name=name)
-        for label, n in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
-                raise self._error(f"{label} must be a positive integer, got {n!r}")
+        try:
+            in_features = validation.positive_int("in_features", in_features)
+            out_features = validation.positive_int("out_features", out_features)
+        except ValueError as exc:
+            raise self._error(str(exc)) from None
         if init not in INITS:
             raise self._error(f"unknown init {init!r}; valid: {', '.join(repr(i) for i in INITS)}")
         try:
@@ -206,47 +240,62 @@ class Linear(Node):
                               TypeError) from exc
         if self.dtype.kind != "f":
             raise self._error(f"dtype must be a float type (np.float32 or np.float64), got {self.dtype}")
-        if rng is None:
-            rng = np.random.default_rng(np.random.randint(0, 2**31 - 1))
-        elif not isinstance(rng, np.random.Generator):
-            raise self._error(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
-                              f"got {type(rng).__name__}", TypeError)
-        shape = (int(out_features), int(in_features))
-        if init == "random":
-            W = 0.01 * rng.standard_normal(shape)
-        elif init == "xavier":
-            a = np.sqrt(6.0 / (in_features + out_features))
-            W = rng.uniform(-a, a, size=shape)
-        else:  # "he"
-            W = np.sqrt(2.0 / in_features) * rng.standard_normal(shape)
-        self.in_features, self.out_features, self.init = int(in_features), int(out_features), init
+        rngs = self._generators(rng)
+        weights = [_initial_weights(init, out_features, in_features, r) for r in rngs]
+        self.seeds = None if isinstance(rng, np.random.Generator) or rng is None else len(rngs)
+        W = weights[0] if self.seeds is None else np.stack(weights)
+        self.in_features, self.out_features, self.init = in_features, out_features, init
         self.W = Parameter(W.astype(self.dtype), f"{self.name}.W")
-        self.b = Parameter(np.zeros(out_features, dtype=self.dtype), f"{self.name}.b")
+        self.b = Parameter(np.zeros(W.shape[:-1], dtype=self.dtype), f"{self.name}.b")
         self.params = [self.W, self.b]
 
+    def _generators(self, rng) -> list[np.random.Generator]:
+        """``rng`` as a list of generators (one per seed), or a TypeError that says what to pass."""
+        if rng is None:
+            return [np.random.default_rng(np.random.randint(0, 2**31 - 1))]
+        if isinstance(rng, np.random.Generator):
+            return [rng]
+        hint = "np.random.default_rng(seed), or a list of them, one per seed"
+        if isinstance(rng, (list, tuple)):
+            if not rng:
+                raise self._error(f"rng is an empty list; pass {hint}")
+            bad = [type(r).__name__ for r in rng if not isinstance(r, np.random.Generator)]
+            if bad:
+                raise self._error(f"rng must be a numpy.random.Generator ({hint}), got a list holding {bad[0]}",
+                                  TypeError)
+            return list(rng)
+        raise self._error(f"rng must be a numpy.random.Generator ({hint}), got {type(rng).__name__}", TypeError)
+
     def forward(self) -> None:
-        x = self.inputs[0].value
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise self._error(f"input {self.inputs[0].name!r} has shape {x.shape}, "
-                              f"expected (batch, {self.in_features})")
-        if x.shape[0] == 0:
-            raise self._error(f"input {self.inputs[0].name!r} is an empty batch, shape {x.shape}; "
-                              f"feed at least one row")
-        if x.dtype != self.dtype:
-            if x.dtype.kind not in "biuf":
-                raise self._error(f"input {self.inputs[0].name!r} must hold real numbers, got dtype {x.dtype}")
-            x = x.astype(self.dtype)
-        self._x = x
-        y = x @ self.W.value.T
-        y += self.b.value
-        self.value = y
+        self._X = self._checked_input()  # (B, in), or (S, B, in) for S seeds at once
+        self.value = self._X @ self.W.value.mT + self.b.value[..., None, :]  # b added to every row
 
     def backward(self) -> None:
-        g, x_node = self.grad, self.inputs[0]
-        self.W.grad += g.T @ self._x
-        self.b.grad += g.sum(axis=0)
-        if x_node.grad is not None:
-            x_node.grad += g @ self.W.value
+        Y_bar, X, W = self.grad, self._X, self.W.value  # Y_bar = dL/dY
+        self.W.grad += Y_bar.mT @ X  # dL/dW = Y_bar^T X
+        self.b.grad += Y_bar.sum(axis=-2)  # dL/db = the column sums of Y_bar
+        if self.inputs[0].grad is not None:
+            self.inputs[0].grad += Y_bar @ W  # dL/dX = Y_bar W
+
+    def _checked_input(self) -> np.ndarray:
+        """The input batch in the layer's dtype, after checking its shape (a ValueError naming both)."""
+        node = self.inputs[0]
+        x = node.value
+        seeds, ndim = self.seeds, x.ndim
+        expected = f"(batch, {self.in_features})" if seeds is None else f"({seeds}, batch, {self.in_features})"
+        shared = seeds is not None and ndim == 2 and isinstance(node, Input) and not node.requires_grad
+        if not (ndim == 2 and (seeds is None or shared) or ndim == 3 and seeds is not None and x.shape[0] == seeds) \
+                or x.shape[-1] != self.in_features:
+            also = (f" (or (batch, {self.in_features}) from an Input without requires_grad, shared by every seed)"
+                    if seeds is not None else "")
+            raise self._error(f"input {node.name!r} has shape {np.shape(x)}, expected {expected}{also}")
+        if x.shape[-2] == 0:
+            raise self._error(f"input {node.name!r} is an empty batch, shape {x.shape}; feed at least one row")
+        if x.dtype != self.dtype:
+            if x.dtype.kind not in "biuf":
+                raise self._error(f"input {node.name!r} must hold real numbers, got dtype {x.dtype}")
+            x = x.astype(self.dtype)
+        return x
 
 
 # --------------------------------------------------------------------------- activations
@@ -266,7 +315,7 @@ class Sigmoid(Node):
 
     def forward(self) -> None:
         z = self.inputs[0].value
-        e = np.exp(-np.abs(z))                      # in (0, 1]: never overflows
+        e = np.exp(-np.abs(z))  # in (0, 1]: never overflows
         self.value = np.where(z >= 0, 1.0, e) / (1.0 + e)
 
     def backward(self) -> None:
@@ -298,11 +347,28 @@ class ReLU(Node):
             self.inputs[0].grad += np.where(self.value > 0, self.grad, 0)
 
 
-# --------------------------------------------------------------------------- losses (scalar: mean over the batch)
-class BinaryCrossEntropy(Node):
+# --------------------------------------------------------------------------- losses (mean over the batch)
+class Loss(Node):
+    """A loss: the mean over the batch of a per-sample loss, a scalar; one mean per seed, shape (S,),
+    when its input has a leading seed axis (then :func:`backward` seeds each seed's loss with 1)."""
+
+    def __init__(self, prediction, target, name: str | None = None):
+        super().__init__(prediction, target, name=name)
+
+    def _seedwise(self, ndim: int):
+        """``self.grad / batch`` shaped to broadcast against an input of ``ndim`` dimensions."""
+        g = self.grad
+        if isinstance(g, float) or g.ndim == 0:
+            return float(g)
+        return g.reshape(g.shape + (1,) * (ndim - 1))
+
+
+class BinaryCrossEntropy(Loss):
     """L = -(1/B) sum_i sum_k [y log p + (1 - y) log(1 - p)] for probabilities p (batch, k).
 
-    Targets ``y`` in [0, 1] (NaN is refused): shape (batch,) when k = 1, or p's shape.
+    Targets ``y`` in [0, 1] (NaN is refused): shape (batch,) when k = 1, or p's shape
+    (with a seed axis, p is (S, batch, k) and the targets are p's shape, or the same without
+    the seed axis, shared by every seed).
     When ``p`` is a :class:`Sigmoid` node the loss is computed from its input logits z,
     stably::
 
@@ -321,47 +387,42 @@ class BinaryCrossEntropy(Node):
         super().__init__(p, y, name=name)
 
     def forward(self) -> None:
-        p_node, y_node = self.inputs
-        p = p_node.value
-        t = _targets_like(self, p, y_node.value, "probabilities")
-        outside = ~((t >= 0) & (t <= 1))          # also catches NaN
-        if outside.any():
-            raise self._error(f"targets {y_node.name!r} must lie in [0, 1] (no NaN), got {int(outside.sum())} "
-                              f"of {t.size} values outside, for example {t[outside].flat[0]}")
-        self._t = t
-        if isinstance(p_node, Sigmoid):
+        p_node, p = self.inputs[0], self.inputs[0].value
+        t = self._t = _targets_like(self, p, self.inputs[1].value, "probabilities", probability=True)
+        if isinstance(p_node, Sigmoid):  # from the logits z: finite for every z
             z = p_node.inputs[0].value
             per_sample = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
         else:
             eps = np.finfo(p.dtype).eps if p.dtype.kind == "f" else 1e-12
             self._pc = pc = np.clip(p, eps, 1 - eps)
             per_sample = -(t * np.log(pc) + (1 - t) * np.log1p(-pc))
-        self.value = per_sample.sum() / p.shape[0]
+        self.value = per_sample.sum(axis=(-2, -1)) / p.shape[-2]
 
     def backward(self) -> None:
         p_node, y_node, t = self.inputs[0], self.inputs[1], self._t
-        scale = float(self.grad) / t.shape[0]
+        scale = self._seedwise(t.ndim) / t.shape[-2]
         sigmoid = isinstance(p_node, Sigmoid)
         if sigmoid:
             z_node = p_node.inputs[0]
             if z_node.grad is not None:
-                z_node.grad += (p_node.value - t) * scale
+                z_node.grad += (p_node.value - t) * scale  # dL/dz = (s(z) - y) / B
         elif p_node.grad is not None:
             pc = self._pc
             g = (pc - t) / (pc * (1 - pc)) * scale
-            p_node.grad += np.where(pc == p_node.value, g, 0)   # clip has zero slope where it clipped
-        if y_node.grad is not None:                               # soft targets computed by the graph
+            p_node.grad += np.where(pc == p_node.value, g, 0)  # clip has zero slope where it clipped
+        if y_node.grad is not None:  # soft targets computed by the graph
             if sigmoid:
                 dt = p_node.inputs[0].value * -scale
             else:
                 dt = (np.log1p(-self._pc) - np.log(self._pc)) * scale
-            y_node.grad += dt.reshape(y_node.grad.shape)
+            _add_gradient(y_node, dt)
 
 
-class SoftmaxCrossEntropy(Node):
+class SoftmaxCrossEntropy(Loss):
     """L = (1/B) sum_i [log sum_k exp(z_ik) - z_i,y_i] for logits z (batch, K), labels y (batch,) int.
 
     dL/dz = (softmax(z) - onehot(y)) / B. The log-sum-exp subtracts the row maximum first.
+    With a seed axis: logits (S, batch, K), labels (S, batch) or (batch,).
     Integer labels are not differentiable: :func:`backward` raises a ``ValueError`` when
     the labels node needs a gradient.
     """
@@ -372,29 +433,28 @@ class SoftmaxCrossEntropy(Node):
     def forward(self) -> None:
         z = self.inputs[0].value
         y = _class_labels(self, z, self.inputs[1].value)
-        shifted = z - z.max(axis=1, keepdims=True)
+        shifted = z - z.max(axis=-1, keepdims=True)
         e = np.exp(shifted)
-        sums = e.sum(axis=1, keepdims=True)
-        self._probs, self._y = e / sums, y
-        rows = np.arange(z.shape[0])
-        self.value = (np.log(sums[:, 0]) - shifted[rows, y]).sum() / z.shape[0]
+        sums = e.sum(axis=-1, keepdims=True)
+        self._probs, self._onehot = e / sums, y[..., None] == np.arange(z.shape[-1])
+        z_label = np.take_along_axis(shifted, y[..., None], axis=-1)
+        self.value = (np.log(sums) - z_label).sum(axis=(-2, -1)) / z.shape[-2]
 
     def backward(self) -> None:
         _refuse_label_gradient(self)
         z_node = self.inputs[0]
         if z_node.grad is not None:
-            g = self._probs.copy()
-            g[np.arange(g.shape[0]), self._y] -= 1
-            g *= float(self.grad) / g.shape[0]
-            z_node.grad += g
+            g = self._probs - self._onehot  # softmax(z) - onehot(y)
+            z_node.grad += g * (self._seedwise(g.ndim) / g.shape[-2])
 
 
-class SoftmaxMSE(Node):
+class SoftmaxMSE(Loss):
     """L = (1/B) sum_i sum_k (softmax(z)_ik - onehot(y)_ik)^2 for logits z (batch, K), labels y (batch,).
 
     With s = softmax(z) and g = dL/ds = 2 (s - onehot) / B, the softmax Jacobian gives
-    dL/dz = s * (g - sum_k g_k s_k). Integer labels are not differentiable:
-    :func:`backward` raises a ``ValueError`` when the labels node needs a gradient.
+    dL/dz = s * (g - sum_k g_k s_k). With a seed axis: logits (S, batch, K), labels (S, batch) or
+    (batch,). Integer labels are not differentiable: :func:`backward` raises a ``ValueError`` when
+    the labels node needs a gradient.
     """
 
     def __init__(self, logits, y, name: str | None = None):
@@ -403,27 +463,27 @@ class SoftmaxMSE(Node):
     def forward(self) -> None:
         z = self.inputs[0].value
         y = _class_labels(self, z, self.inputs[1].value)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        s = e / e.sum(axis=1, keepdims=True)
-        diff = s.copy()
-        diff[np.arange(z.shape[0]), y] -= 1
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        s = e / e.sum(axis=-1, keepdims=True)
+        diff = s - (y[..., None] == np.arange(z.shape[-1]))
         self._s, self._diff = s, diff
-        self.value = (diff * diff).sum() / z.shape[0]
+        self.value = (diff * diff).sum(axis=(-2, -1)) / z.shape[-2]
 
     def backward(self) -> None:
         _refuse_label_gradient(self)
         z_node = self.inputs[0]
         if z_node.grad is not None:
             s = self._s
-            g = self._diff * (2.0 * float(self.grad) / s.shape[0])
-            z_node.grad += s * (g - (g * s).sum(axis=1, keepdims=True))
+            g = self._diff * (2.0 * self._seedwise(s.ndim) / s.shape[-2])
+            z_node.grad += s * (g - (g * s).sum(axis=-1, keepdims=True))
 
 
-class MSE(Node):
+class MSE(Loss):
     """L = (1/B) sum_i sum_k (pred_ik - target_ik)^2: squared error summed over features,
     averaged over the batch (for one output feature: torch's ``MSELoss()``).
 
-    ``target`` has pred's shape, or (batch,) when pred is (batch, 1).
+    ``target`` has pred's shape, or (batch,) when pred is (batch, 1) (with a seed axis, also
+    either of those without the seed axis, shared by every seed).
     dL/dpred = 2 (pred - target) / B, and its negative reaches the target when the
     target is a node that needs a gradient (a target computed by the graph).
     """
@@ -435,22 +495,31 @@ class MSE(Node):
         pred = self.inputs[0].value
         t = _targets_like(self, pred, self.inputs[1].value, "predictions")
         self._diff = pred - t
-        self.value = (self._diff * self._diff).sum() / pred.shape[0]
+        self.value = (self._diff * self._diff).sum(axis=(-2, -1)) / pred.shape[-2]
 
     def backward(self) -> None:
         pred_node, target_node = self.inputs
-        g = self._diff * (2.0 * float(self.grad) / self._diff.shape[0])
+        g = self._diff * (2.0 * self._seedwise(self._diff.ndim) / self._diff.shape[-2])
         if pred_node.grad is not None:
             pred_node.grad += g
         if target_node.grad is not None:
-            target_node.grad -= g.reshape(target_node.grad.shape)
+            _add_gradient(target_node, -g)
+
+
+def _add_gradient(node: Node, g: np.ndarray) -> None:
+    """``node.grad += g`` for a target whose value was reshaped ((batch,) for (batch, 1)) or shared by
+    every seed (then the seeds' contributions add up, as for any value used several times)."""
+    if g.size != node.grad.size:
+        g = g.reshape(-1, node.grad.size).sum(axis=0)
+    node.grad += g.reshape(node.grad.shape)
 
 
 def _nonempty_batch(node: Node, p: np.ndarray, what: str) -> None:
     """A ValueError naming the node and the shape when a loss sees zero rows (its mean would be 0/0)."""
-    if p.ndim != 2:
-        raise node._error(f"{what} {node.inputs[0].name!r} must have shape (batch, k), got {p.shape}")
-    if p.shape[0] == 0:
+    if p.ndim not in (2, 3):
+        raise node._error(f"{what} {node.inputs[0].name!r} must have shape (batch, k), or (seeds, batch, k), "
+                          f"got {p.shape}")
+    if p.shape[-2] == 0:
         raise node._error(f"{what} {node.inputs[0].name!r} are an empty batch, shape {p.shape}: "
                           f"the mean over zero samples is undefined; feed at least one row")
 
@@ -460,16 +529,28 @@ def _float_dtype(dtype: np.dtype) -> np.dtype:
     return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
 
-def _targets_like(node: Node, p: np.ndarray, t, what: str) -> np.ndarray:
-    """Targets as an array of p's shape and p's float dtype, or a ValueError naming both shapes."""
+def _targets_like(node: Node, p: np.ndarray, t, what: str, probability: bool = False) -> np.ndarray:
+    """Targets as an array of p's shape and p's float dtype, or a ValueError naming both shapes.
+
+    Accepted: p's shape; (batch,) when p is (batch, 1); with a seed axis, either without it (shared).
+    ``probability``: the targets must lie in [0, 1] (NaN refused).
+    """
     _nonempty_batch(node, p, what)
     t = np.asarray(t)
     if t.dtype.kind not in "biuf":
         raise node._error(f"targets {node.inputs[1].name!r} must hold real numbers, got dtype {t.dtype}")
-    if t.shape != p.shape and not (p.shape[1] == 1 and t.shape == (p.shape[0],)):
+    single = p.shape[-1] == 1
+    if t.shape == p.shape[:-1] and single or p.ndim == 3 and t.shape == p.shape[1:-1] and single:
+        t = t[..., None]  # (batch,) for (batch, 1), also with seeds
+    elif t.shape != p.shape and not (p.ndim == 3 and t.shape == p.shape[1:]):
         raise node._error(f"targets {node.inputs[1].name!r} have shape {t.shape} but {what} "
                           f"{node.inputs[0].name!r} have shape {p.shape}")
-    return t.reshape(p.shape).astype(_float_dtype(p.dtype), copy=False)
+    t = t.astype(_float_dtype(p.dtype), copy=False)
+    if probability and not (t.min() >= 0 and t.max() <= 1):  # also catches NaN
+        outside = ~((t >= 0) & (t <= 1))
+        raise node._error(f"targets {node.inputs[1].name!r} must lie in [0, 1] (no NaN), got {int(outside.sum())} "
+                          f"of {t.size} values outside, for example {t[outside].flat[0]}")
+    return t if t.shape == p.shape else np.broadcast_to(t, p.shape)
 
 
 def _refuse_label_gradient(node: Node) -> None:
@@ -484,46 +565,54 @@ def _refuse_label_gradient(node: Node) -> None:
 
 
 def _class_labels(node: Node, z: np.ndarray, y) -> np.ndarray:
-    """Integer labels of shape (batch,) in [0, K) for logits (batch, K), or a ValueError."""
+    """Integer labels of z's shape without its last axis, in [0, K) for logits (..., batch, K), or a
+    ValueError; with a seed axis, labels (batch,) are shared by every seed."""
     y = np.asarray(y)
     _nonempty_batch(node, z, "logits")
-    if y.shape != (z.shape[0],):
+    if y.shape != z.shape[:-1] and not (z.ndim == 3 and y.shape == z.shape[1:-1]):
+        expected = f"({z.shape[-2]},)" + (f" or {z.shape[:-1]}" if z.ndim == 3 else "")
         raise node._error(f"labels {node.inputs[1].name!r} have shape {y.shape} but logits "
-                          f"{node.inputs[0].name!r} have shape {z.shape}; expected labels of shape ({z.shape[0]},)")
+                          f"{node.inputs[0].name!r} have shape {z.shape}; expected labels of shape {expected}")
     name = node.inputs[1].name
     if y.dtype.kind not in "iu":
         raise node._error(f"labels {name!r} must be integers (class ids), got dtype {y.dtype}")
-    if y.min() < 0 or y.max() >= z.shape[1]:
-        raise node._error(f"labels {name!r} must lie in [0, {z.shape[1]}) for logits of shape {z.shape}, "
+    if y.min() < 0 or y.max() >= z.shape[-1]:
+        raise node._error(f"labels {name!r} must lie in [0, {z.shape[-1]}) for logits of shape {z.shape}, "
                           f"got min {y.min()} and max {y.max()}")
-    return y
+    return np.broadcast_to(y, z.shape[:-1])
 
 
 # --------------------------------------------------------------------------- running a graph
-def _check_root(root) -> None:
-    if not isinstance(root, Node):
-        raise TypeError(f"expected a graph Node (for example a loss node), got {type(root).__name__}")
+def _takes_a_graph(function):
+    """Refuse, with a clear TypeError, a root that is not a graph node (the decorated functions
+    hold only the algorithm)."""
+
+    @functools.wraps(function)
+    def checked(root, *args, **kwargs):
+        if not isinstance(root, Node):
+            raise TypeError(f"expected a graph Node (for example a loss node), got {type(root).__name__}")
+        return function(root, *args, **kwargs)
+
+    return checked
 
 
+@_takes_a_graph
 def topological_sort(root: Node) -> list[Node]:
     """Every node ``root`` depends on, each after all of its inputs, ``root`` last.
 
     Depth-first, inputs in order (the order the recursive definition gives), written
     with an explicit stack so that deep graphs do not hit Python's recursion limit.
     """
-    _check_root(root)
     order, seen = [], set()
-    stack = [(root, False)]
+    stack = [(root, False)]  # (node, are its inputs already listed?)
     while stack:
         node, expanded = stack.pop()
         if expanded:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        stack.extend((inp, False) for inp in reversed(node.inputs) if id(inp) not in seen)
+            order.append(node)  # after all of its inputs
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((inp, False) for inp in reversed(node.inputs) if id(inp) not in seen)
     return order
 
 
@@ -534,6 +623,25 @@ def _order(root: Node) -> list[Node]:
     return root._order
 
 
+def _needs_gradient(root: Node, order: list[Node]) -> list[bool]:
+    """For each node of ``order``: does it depend on a parameter or an Input with requires_grad?
+
+    Cached on ``root`` per setting of the inputs' ``requires_grad`` flags (the only thing that can
+    change in a graph once built).
+    """
+    cached = getattr(root, "_needs", None)
+    if cached is not None and all(node.requires_grad == flag for node, flag in cached[0]):
+        return cached[1]
+    needs: set[int] = set()
+    for node in order:
+        if node.params or getattr(node, "requires_grad", False) or not needs.isdisjoint(map(id, node.inputs)):
+            needs.add(id(node))
+    flags = [(node, node.requires_grad) for node in order if isinstance(node, Input)]
+    root._needs = (flags, [id(node) in needs for node in order])
+    return root._needs[1]
+
+
+@_takes_a_graph
 def forward(root: Node):
     """Compute every node's value in topological order; return ``root.value``."""
     for node in _order(root):
@@ -541,14 +649,16 @@ def forward(root: Node):
     return root.value
 
 
+@_takes_a_graph
 def backward(root: Node, grad=None) -> None:
     """Fill ``.grad`` of every node and parameter ``root`` depends on (after :func:`forward`).
 
     Zeroes all gradients, seeds ``root.grad = 1.0`` (``root`` must be a scalar, such as
-    a loss; for a non-scalar root pass ``grad``, an array of its shape, to get the
-    vector-Jacobian product), then runs each node's ``backward`` in reverse
-    topological order. Nodes that depend on no parameter and no input with
-    ``requires_grad=True`` get ``grad = None`` and are skipped. A gradient has its
+    a loss; a loss over S seeds at once, value shape (S,), is seeded with ones, so each seed's
+    parameters get the gradient of its own loss; for another non-scalar root pass ``grad``,
+    an array of its shape, to get the vector-Jacobian product), then runs each node's
+    ``backward`` in reverse topological order. Nodes that depend on no parameter and no
+    input with ``requires_grad=True`` get ``grad = None`` and are skipped. A gradient has its
     value's float dtype (float64 for an integer value). A wrong ``grad`` raises before
     any gradient is touched.
     """
@@ -556,10 +666,13 @@ def backward(root: Node, grad=None) -> None:
     if root.value is None:
         raise root._error("has no value yet: call forward(root) before backward(root)")
     if grad is None:
-        if np.size(root.value) != 1:
+        if isinstance(root, Loss) and np.ndim(root.value) == 1:
+            root_grad = np.ones_like(root.value)  # S seeds: each its own loss
+        elif np.size(root.value) != 1:
             raise root._error(f"backward() without grad needs a scalar root, value has shape "
                               f"{np.shape(root.value)}; pass grad= an array of that shape")
-        root_grad = 1.0
+        else:
+            root_grad = 1.0
     else:
         try:
             root_grad = np.asarray(grad, dtype=_float_dtype(np.result_type(root.value)))
@@ -568,14 +681,11 @@ def backward(root: Node, grad=None) -> None:
                               f"got {type(grad).__name__}") from exc
         if root_grad.shape != np.shape(root.value):
             raise root._error(f"grad has shape {root_grad.shape} but the value has shape {np.shape(root.value)}")
-    needs = set()  # ids of the nodes whose gradient is needed
-    for node in order:
-        if node.params or getattr(node, "requires_grad", False) or not needs.isdisjoint(map(id, node.inputs)):
-            needs.add(id(node))
-            if node is not root:
-                node.grad = _zeroed(node.grad, node.value)
-        else:
+    for node, needed in zip(order, _needs_gradient(root, order)):
+        if not needed:
             node.grad = None
+        elif node is not root:
+            node.grad = _zeroed(node.grad, node.value)
         for prm in node.params:
             prm.grad.fill(0)
     root.grad = root_grad
@@ -598,6 +708,7 @@ def _zeroed(buf, like):
     return np.zeros(shape, dtype=dtype)
 
 
+@_takes_a_graph
 def parameters(root: Node) -> list[Parameter]:
     """The trainable parameters ``root`` depends on, in topological order (W before b), each once."""
     out, seen = [], set()

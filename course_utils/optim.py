@@ -18,6 +18,11 @@ Conventions shared by all classes (and by ``torch.optim``):
 
 * ``g`` is the gradient passed to :meth:`Optimizer.step`, ``w`` the parameter,
   ``t = 1, 2, ...`` the step count, ``eta`` the learning rate ``lr``.
+* The buffers are named as on the book's notation page: ``state["m"]`` holds the momentum
+  (momentum, Nesterov) or first moment (Adam, NAdam) ``m_t``, ``state["v"]`` the second moment
+  ``v_t`` (RMSProp, Adam, NAdam); ``state["tmp"]`` is scratch space.
+* Every array may carry a leading seed axis (S models trained together, chapter 1.2): the
+  updates are elementwise, so each seed's slice is updated as if it were alone.
 * Weight decay is *coupled* L2 regularisation, applied first:
   ``g <- g + lambda * w`` (``weight_decay=lambda``). The caller's gradient
   arrays are never modified. (Decoupled weight decay, AdamW, is one short
@@ -41,44 +46,30 @@ such as bias corrections go in :meth:`Optimizer.begin_step`.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Sequence
 
 import numpy as np
+
+from . import validation
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "RMSProp", "Adam", "NAdam",
            "check_nonnegative", "check_positive", "check_beta"]
 
 
 # --------------------------------------------------------------------------- validation
-def _check_real(name: str, value) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
 def check_nonnegative(name: str, value) -> float:
-    """``value`` as a float, or a ``ValueError`` naming ``name`` when it is negative or not finite."""
-    value = _check_real(name, value)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
+    """``value`` as a float, or an error naming ``name`` when it is not a finite number >= 0."""
+    return validation.nonnegative_real(name, value)
 
 
 def check_positive(name: str, value) -> float:
-    """``value`` as a float, or a ``ValueError`` naming ``name`` unless it is > 0 and finite."""
-    value = _check_real(name, value)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return value
+    """``value`` as a float, or an error naming ``name`` unless it is a finite number > 0."""
+    return validation.nonnegative_real(name, value, positive=True)
 
 
 def check_beta(name: str, value) -> float:
     """``value`` as a float, or a ``ValueError`` naming ``name`` unless 0 <= value < 1."""
-    value = _check_real(name, value)
+    value = validation.real(name, value)
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
     return value
@@ -240,15 +231,15 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     r"""Heavy-ball momentum (Polyak), as ``torch.optim.SGD(momentum=beta)``.
 
-    With ``v_0 = 0``:
+    With ``m_0 = 0`` (the buffer ``state["m"]``):
 
     .. math::
-        v_t = \beta\, v_{t-1} + g_t, \qquad w \leftarrow w - \eta\, v_t
+        m_t = \beta\, m_{t-1} + g_t, \qquad w \leftarrow w - \eta\, m_t
 
     ``ema=True`` uses the exponential-moving-average form found in many notes,
 
     .. math::
-        v_t = \beta\, v_{t-1} + (1-\beta)\, g_t, \qquad w \leftarrow w - \eta\, v_t ,
+        m_t = \beta\, m_{t-1} + (1-\beta)\, g_t, \qquad w \leftarrow w - \eta\, m_t ,
 
     whose buffer is exactly ``(1 - beta)`` times torch's, so ``ema=True`` with
     learning rate ``eta`` takes the same steps as ``ema=False`` with
@@ -260,67 +251,66 @@ class Momentum(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, beta: float = 0.9, weight_decay: float = 0.0, ema: bool = False):
         self.beta = check_beta("beta (momentum)", beta)
-        if not isinstance(ema, (bool, np.bool_)):
-            raise TypeError(f"ema must be True or False, got {ema!r}")
-        self.ema = bool(ema)
+        self.ema = validation.check_bool("ema", ema)
         super().__init__(params, lr, weight_decay)
 
     def init_state(self, p):
-        return {"v": np.zeros_like(p), "tmp": np.empty_like(p)}
+        return {"m": np.zeros_like(p), "tmp": np.empty_like(p)}
 
     def _accumulate(self, g, state):
-        v, tmp = state["v"], state["tmp"]
-        v *= self.beta
+        """m <- beta m + g (or + (1 - beta) g with ema=True), in place; return (m, tmp)."""
+        m, tmp = state["m"], state["tmp"]
+        m *= self.beta
         if self.ema:
             np.multiply(g, 1.0 - self.beta, out=tmp, casting="same_kind")
-            v += tmp
+            m += tmp
         else:
-            np.add(v, g, out=v, casting="same_kind")
-        return v, tmp
+            np.add(m, g, out=m, casting="same_kind")
+        return m, tmp
 
     def update(self, p, g, state):
-        v, tmp = self._accumulate(g, state)
-        np.multiply(v, self.lr, out=tmp)
-        p -= tmp
+        m, tmp = self._accumulate(g, state)
+        np.multiply(m, self.lr, out=tmp)
+        p -= tmp  # w <- w - lr m
 
 
 class Nesterov(Momentum):
     r"""Nesterov momentum in the form of ``torch.optim.SGD(momentum=beta, nesterov=True)``.
 
-    With ``v_0 = 0``:
+    With ``m_0 = 0`` (the buffer ``state["m"]``):
 
     .. math::
-        v_t = \beta\, v_{t-1} + g_t, \qquad w \leftarrow w - \eta\,(g_t + \beta\, v_t)
+        m_t = \beta\, m_{t-1} + g_t, \qquad w \leftarrow w - \eta\,(g_t + \beta\, m_t)
 
     (Sutskever et al.'s reformulation: the gradient is evaluated at the current
-    iterate, and the step looks ahead along the updated velocity.) ``ema=True``
-    uses ``v_t = beta v_{t-1} + (1 - beta) g_t`` and ``w <- w - eta ((1 - beta) g_t + beta v_t)``,
+    iterate, and the step looks ahead along the updated momentum.) ``ema=True``
+    uses ``m_t = beta m_{t-1} + (1 - beta) g_t`` and ``w <- w - eta ((1 - beta) g_t + beta m_t)``,
     again the ``ema=False`` steps with ``eta * (1 - beta)``.
     """
 
     def update(self, p, g, state):
-        v, tmp = self._accumulate(g, state)
+        m, tmp = self._accumulate(g, state)
         if self.ema:
             # tmp holds (1 - beta) g from _accumulate: two subtractions, no temporary
             tmp *= self.lr
             p -= tmp
-            np.multiply(v, self.beta * self.lr, out=tmp)
+            np.multiply(m, self.beta * self.lr, out=tmp)
             p -= tmp
         else:
-            np.multiply(v, self.beta, out=tmp)
+            np.multiply(m, self.beta, out=tmp)
             np.add(tmp, g, out=tmp, casting="same_kind")
             tmp *= self.lr
-            p -= tmp
+            p -= tmp  # w <- w - lr (g + beta m)
 
 
 class RMSProp(Optimizer):
     r"""RMSProp (Hinton), as ``torch.optim.RMSprop(alpha=beta, eps=eps)``.
 
-    With ``s_0 = 0``:
+    With ``v_0 = 0`` (the buffer ``state["v"]``):
 
     .. math::
-        s_t = \beta\, s_{t-1} + (1-\beta)\, g_t^2, \qquad
-        w \leftarrow w - \eta\, \frac{g_t}{\sqrt{s_t} + \epsilon}
+        v_t = \beta\, v_{t-1} + (1-\beta)\, g_t^2, \qquad
+        w \leftarrow w - \eta\, \frac{g_t}{\sqrt{v_t} + \epsilon}
 
     Note where ``eps`` sits: added to the square root, outside it, as in torch
     (some implementations put it inside). torch calls ``beta`` ``alpha``;
@@ -335,15 +325,15 @@ class RMSProp(Optimizer):
         super().__init__(params, lr, weight_decay)
 
     def init_state(self, p):
-        return {"s": np.zeros_like(p), "tmp": np.empty_like(p)}
+        return {"v": np.zeros_like(p), "tmp": np.empty_like(p)}
 
     def update(self, p, g, state):
-        s, tmp = state["s"], state["tmp"]
+        v, tmp = state["v"], state["tmp"]
         np.square(g, out=tmp, casting="same_kind")
         tmp *= 1.0 - self.beta
-        s *= self.beta
-        s += tmp
-        np.sqrt(s, out=tmp)
+        v *= self.beta
+        v += tmp  # v <- beta v + (1 - beta) g^2
+        np.sqrt(v, out=tmp)
         tmp += self.eps
         np.divide(g, tmp, out=tmp, casting="same_kind")
         tmp *= self.lr

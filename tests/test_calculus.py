@@ -67,8 +67,8 @@ def test_outer_jacobian_is_third_order_tensor(rng):
 def test_gaussian_chain_dimensions_and_product(rng):
     D = 3
     x, mu = rng.normal(size=(2, D)) * 0.5
-    S = covariance(rng, D)
-    parts = C.gaussian_exp_chain(x, mu, S)
+    Sigma = covariance(rng, D)
+    parts = C.gaussian_exp_chain(x, mu, Sigma)
     assert parts["dy_dx"].shape == (D, D)
     assert parts["dz_dy"].shape == (1, D)
     assert parts["df_dz"].shape == (1, 1)
@@ -80,16 +80,16 @@ def test_gaussian_chain_dimensions_and_product(rng):
 def test_gaussian_jacobian_matches_numerics(rng, symmetric):
     D = 4
     x, mu = rng.normal(size=(2, D)) * 0.5
-    S = covariance(rng, D)
+    Sigma = covariance(rng, D)
     if not symmetric:
         K = rng.normal(size=(D, D))
-        S = S + (K - K.T)  # add an antisymmetric part: S is no longer symmetric
-        assert not np.allclose(S, S.T)
-    f = lambda v: C.gaussian_exp(v, mu, S)  # noqa: E731
-    J = C.gaussian_exp_jacobian(x, mu, S)
+        Sigma = Sigma + (K - K.T)  # add an antisymmetric part: Sigma is no longer symmetric
+        assert not np.allclose(Sigma, Sigma.T)
+    f = lambda v: C.gaussian_exp(v, mu, Sigma)  # noqa: E731
+    J = C.gaussian_exp_jacobian(x, mu, Sigma)
     assert_allclose(J, numerical_jacobian(f, x)[None, :], rtol=1e-6, atol=1e-10)
     assert_allclose(J, autograd_jacobian(f, x)[None, :], rtol=1e-10, atol=1e-14)
-    shortcut = C.gaussian_exp_jacobian_symmetric(x, mu, S)
+    shortcut = C.gaussian_exp_jacobian_symmetric(x, mu, Sigma)
     if symmetric:
         assert_allclose(shortcut, J, rtol=1e-10, atol=1e-14)
     else:
@@ -102,7 +102,7 @@ def test_gaussian_value():
 
 
 def test_gaussian_bad_input():
-    with pytest.raises(ValueError, match="square 2 x 2"):
+    with pytest.raises(ValueError, match="Sigma must be a square 2 x 2"):
         C.gaussian_exp([0.0, 0.0], [0.0, 0.0], np.eye(3))
     with pytest.raises(ValueError, match="singular"):
         C.gaussian_exp_jacobian([0.0, 1.0], [0.0, 0.0], np.ones((2, 2)))
@@ -113,12 +113,12 @@ def test_gaussian_bad_input():
 # --------------------------------------------------------------------------- trace, tanh layer
 def test_trace_outer(rng):
     x = rng.normal(size=5)
-    sigma = 0.7
-    assert C.trace_outer(x, sigma) == pytest.approx(x @ x + 5 * sigma**2)
+    c = 0.7
+    assert C.trace_outer(x, c) == pytest.approx(x @ x + 5 * c**2)
     J = C.trace_outer_jacobian(x)
     assert J.shape == (1, 5)
     assert_allclose(J, 2 * x[None, :])
-    f = lambda v: C.trace_outer(v, sigma)  # noqa: E731
+    f = lambda v: C.trace_outer(v, c)  # noqa: E731
     assert_allclose(J, numerical_jacobian(f, x)[None, :], rtol=RTOL, atol=1e-8)
     assert_allclose(J, autograd_jacobian(f, x)[None, :])
 
@@ -142,7 +142,7 @@ def test_tanh_layer_jacobian_and_vjp(rng):
 
 def test_tanh_layer_bad_shapes(rng):
     A = rng.normal(size=(3, 5))
-    with pytest.raises(ValueError, match="x must have length N = 5"):
+    with pytest.raises(ValueError, match="x must have length D = 5"):
         C.tanh_layer_jacobian(np.zeros(3), A, np.zeros(3))
     with pytest.raises(ValueError, match="b must have length M = 3"):
         C.tanh_layer(np.zeros(5), A, np.zeros(5))
@@ -177,9 +177,9 @@ def test_linear_jacobians_and_vjps(rng):
 
 
 def test_linear_bad_shapes(rng):
-    with pytest.raises(ValueError, match="X must have N = 5 columns"):
+    with pytest.raises(ValueError, match="X must have D = 5 columns"):
         C.linear(np.zeros((4, 3)), np.zeros((3, 5)), np.zeros(3))
-    with pytest.raises(ValueError, match=r"dY must have shape \(B, M\) = \(4, 3\)"):
+    with pytest.raises(ValueError, match=r"Y_bar must have shape \(B, M\) = \(4, 3\)"):
         C.linear_vjp(np.zeros((4, 5)), np.zeros((3, 5)), np.zeros((3, 4)))
 
 

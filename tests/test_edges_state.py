@@ -62,9 +62,9 @@ def test_rejected_step_changes_nothing(cls):
         opt.step(good)
     ws[1].flags.writeable = True
     _assert_same(opt, snap)
-    with pytest.raises(ValueError, match="weight_decay must be >= 0"):
+    with pytest.raises(ValueError, match="weight_decay must be a finite non-negative number"):
         opt.weight_decay = -0.5
-    with pytest.raises(ValueError, match=r"lr \(learning rate\) must be >= 0"):
+    with pytest.raises(ValueError, match=r"lr \(learning rate\) must be a finite non-negative number"):
         opt.lr = -1.0
     assert (opt.lr, opt.weight_decay) == (0.01, 0.1)
     opt.step(good)                                        # and it still works
@@ -134,7 +134,7 @@ def test_train_checks_every_argument_before_the_first_step():
         (dict(num_epochs=0), ValueError, "num_epochs must be a positive integer"),
         (dict(batch_size=True), ValueError, "batch_size must be a positive integer"),
         (dict(optimizer="adam", optimizer_kwargs={"momentum": 0.9}), ValueError, "unknown optimizer hyperparameter"),
-        (dict(lr=-1.0), ValueError, "lr .* must be >= 0"),
+        (dict(lr=-1.0), ValueError, "lr .* must be a finite non-negative number"),
     ]
     for kwargs, exc, message in bad:
         with pytest.raises(exc, match=message):

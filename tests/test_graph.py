@@ -359,3 +359,223 @@ def test_training_reduces_the_loss_and_separates_two_blobs():
             prm.value -= 0.5 * prm.grad
     assert float(G.forward(loss)) < 0.2 * first
     assert ((p.value[:, 0] > 0.5) == y).mean() > 0.95
+
+
+# --------------------------------------------------------------------------- several seeds at once
+S = 3  # seeds trained together in these tests
+SEED_TOL = 1e-12  # S seeds together vs S separate graphs: the same operations per seed (observed: equal bits)
+
+
+def seed_case(name, rngs):
+    """A loss over S seeds (leading seed axis) and, for seed k, the same loss as a separate graph.
+
+    Returns (batched loss, its leaves, [(loss_k, leaves_k) for each seed])."""
+    data = np.random.default_rng(99)
+    if name == "linear_bce":  # logistic regression: Linear -> Sigmoid -> BCE, targets (S, B)
+        X, t = data.standard_normal((S, B, 3)), (data.random((S, B)) > 0.5).astype(float)
+        x = G.Input("x", value=X, requires_grad=True)
+        lin = G.Linear(x, 3, 1, rng=rngs, name="fc")
+        lin.b.value[...] = data.standard_normal((S, 1))
+        batched = G.BinaryCrossEntropy(G.Sigmoid(lin), t)
+        singles = []
+        for k in range(S):
+            xk = G.Input("x", value=X[k], requires_grad=True)
+            lk = G.Linear(xk, 3, 1, rng=np.random.default_rng(k), name="fc")
+            lk.b.value[...] = lin.b.value[k]
+            singles.append((G.BinaryCrossEntropy(G.Sigmoid(lk), t[k]), [xk, lk.W, lk.b]))
+        return batched, [x, lin.W, lin.b], singles
+    if name == "mlp_softmax_ce":  # Linear-Tanh-Linear-softmax CE, one input batch shared by every seed
+        X, y = data.standard_normal((B, 4)), data.integers(0, 3, B)
+        x = G.Input("x", value=X)
+        h = G.Linear(G.Tanh(G.Linear(x, 4, 5, rng=rngs, name="h")), 5, 3, rng=rngs, name="out")
+        batched = G.SoftmaxCrossEntropy(h, y)
+        singles = []
+        for k in range(S):
+            rk = np.random.default_rng(k)
+            hk = G.Linear(G.Tanh(G.Linear(G.Input("x", value=X), 4, 5, rng=rk, name="h")), 5, 3, rng=rk, name="out")
+            lk = G.SoftmaxCrossEntropy(hk, y)
+            singles.append((lk, G.parameters(lk)))
+        return batched, G.parameters(batched), singles
+    if name in ("softmax_mse", "mse", "bce_probs"):  # losses on an input with a seed axis, per-seed labels
+        K = 4 if name != "bce_probs" else 1
+        Z = data.uniform(0.05, 0.95, (S, B, K)) if name == "bce_probs" else data.standard_normal((S, B, K))
+        z = G.Input("z", value=Z, requires_grad=True)
+        if name == "softmax_mse":
+            target = data.integers(0, K, (S, B))
+            batched, make = G.SoftmaxMSE(z, target), G.SoftmaxMSE
+        elif name == "mse":
+            target = data.standard_normal((S, B, K))
+            batched, make = G.MSE(z, target), G.MSE
+        else:
+            target = (data.random((S, B)) > 0.5).astype(float)
+            batched, make = G.BinaryCrossEntropy(z, target), G.BinaryCrossEntropy
+        singles = []
+        for k in range(S):
+            zk = G.Input("z", value=Z[k], requires_grad=True)
+            singles.append((make(zk, target[k]), [zk]))
+        return batched, [z], singles
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize("name", ["linear_bce", "mlp_softmax_ce", "softmax_mse", "mse", "bce_probs"])
+def test_seed_axis_gives_each_seed_its_own_loss_and_gradients(name):
+    rngs = [np.random.default_rng(k) for k in range(S)]
+    batched, leaves, singles = seed_case(name, rngs)
+    G.forward(batched)
+    G.backward(batched)  # a loss over S seeds: each seed's loss seeded with 1
+    assert np.shape(batched.value) == (S,)
+    for k, (loss_k, leaves_k) in enumerate(singles):
+        G.forward(loss_k)
+        G.backward(loss_k)
+        np.testing.assert_allclose(batched.value[k], loss_k.value, rtol=SEED_TOL)
+        for leaf, leaf_k in zip(leaves, leaves_k):
+            np.testing.assert_allclose(leaf.value[k] if leaf.value.ndim > leaf_k.value.ndim else leaf.value,
+                                       leaf_k.value, rtol=0)  # seed k starts where a separate graph starts
+            np.testing.assert_allclose(leaf.grad[k], leaf_k.grad, rtol=SEED_TOL, atol=1e-300)
+    # the gradient of the sum of the S losses, by finite differences (one check of the whole batched graph)
+    assert_close_fd([leaf.grad.copy() for leaf in leaves], fd_grads(batched, leaves, upstream=np.ones(S)))
+
+
+def test_stacked_linear_draws_each_seed_from_its_own_generator():
+    for init in INIT_NAMES:
+        stacked = G.Linear(G.Input("x"), 4, 3, init=init, rng=[np.random.default_rng(k) for k in range(S)])
+        assert stacked.seeds == S and stacked.W.value.shape == (S, 3, 4) and stacked.b.value.shape == (S, 3)
+        for k in range(S):
+            single = G.Linear(G.Input("x"), 4, 3, init=init, rng=np.random.default_rng(k))
+            assert single.seeds is None
+            np.testing.assert_array_equal(stacked.W.value[k], single.W.value)
+
+
+INIT_NAMES = G.INITS
+
+
+def train_logistic(X, y, seeds, batch_size, lr, num_epochs):
+    """Minibatch SGD on logistic regression, the loop of chapters 1.1 and 1.2.
+
+    ``seeds`` an int: one run; a list: the runs of those seeds together (leading seed axis),
+    each seed its own initial weights and its own order of the samples."""
+    together = isinstance(seeds, list)
+    seed_list = seeds if together else [seeds]
+    init = [np.random.default_rng(s) for s in seed_list]
+    x, t = G.Input("x"), G.Input("y")
+    loss = G.BinaryCrossEntropy(G.Sigmoid(G.Linear(x, X.shape[1], 1, rng=init if together else init[0])), t)
+    params = G.parameters(loss)
+    orders = [np.random.default_rng(1000 + s) for s in seed_list]
+    losses = []
+    for _ in range(num_epochs):
+        order = np.stack([r.permutation(len(X)) for r in orders])  # (S, N): each seed its own order
+        if not together:
+            order = order[0]
+        for start in range(0, len(X), batch_size):
+            idx = order[..., start:start + batch_size]
+            x.value, t.value = X[idx], y[idx]
+            with np.errstate(over="ignore", invalid="ignore"):
+                losses.append(np.copy(G.forward(loss)))
+                G.backward(loss)
+            for prm in params:
+                prm.value -= lr * prm.grad
+    return [p.value.copy() for p in params], np.array(losses)
+
+
+@pytest.mark.parametrize("batch_size, lr", [(1, 0.03), (16, 0.5), (100, 2.0)])
+def test_seeds_trained_together_equal_separate_runs(batch_size, lr):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((200, 2)) + np.repeat([[-1.0, 0.0], [1.0, 0.5]], 100, axis=0)
+    y = np.repeat([0, 1], 100)
+    seeds = [0, 1, 2]
+    together, losses = train_logistic(X, y, seeds, batch_size, lr, num_epochs=3)
+    assert losses.shape[1:] == (len(seeds),)
+    for k, s in enumerate(seeds):
+        alone, losses_k = train_logistic(X, y, s, batch_size, lr, num_epochs=3)
+        np.testing.assert_allclose(losses[:, k], losses_k, rtol=SEED_TOL)
+        for a, b in zip(together, alone):
+            np.testing.assert_allclose(a[k], b, rtol=SEED_TOL)
+
+
+def test_a_diverging_seed_leaves_the_others_as_they_would_be_alone():
+    """Seed 1 gets data 1000 times larger, so its learning rate is far past the stability limit:
+    its weights overflow to inf/NaN. The other seeds end exactly where they end alone."""
+    rng = np.random.default_rng(3)
+    S_, N, lr = 3, 64, 0.1
+    X = rng.standard_normal((S_, N, 2))
+    X[1] *= 1000.0
+    targets = X @ np.array([1.0, -2.0])[:, None] + 0.5  # a linear regression per seed
+    inits = [np.random.default_rng(k) for k in range(S_)]
+    x, t = G.Input("x"), G.Input("t")
+    loss = G.MSE(G.Linear(x, 2, 1, rng=inits), t)
+    params = G.parameters(loss)
+    singles = []
+    for k in range(S_):
+        xk, tk = G.Input("x"), G.Input("t")
+        lk = G.MSE(G.Linear(xk, 2, 1, rng=np.random.default_rng(k)), tk)
+        singles.append((xk, tk, lk, G.parameters(lk)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in list(range(0, N, 8)) * 8:  # 8 epochs
+            x.value, t.value = X[:, start:start + 8], targets[:, start:start + 8]
+            G.forward(loss)
+            G.backward(loss)
+            for prm in params:
+                prm.value -= lr * prm.grad
+            for k, (xk, tk, lk, pk) in enumerate(singles):
+                xk.value, tk.value = X[k, start:start + 8], targets[k, start:start + 8]
+                G.forward(lk)
+                G.backward(lk)
+                for prm in pk:
+                    prm.value -= lr * prm.grad
+    assert not np.isfinite(params[0].value[1]).all()  # seed 1 diverged
+    for k in (0, 2):
+        assert np.isfinite(params[0].value[k]).all()
+        for prm, prm_k in zip(params, singles[k][3]):
+            np.testing.assert_allclose(prm.value[k], prm_k.value, rtol=SEED_TOL)
+    np.testing.assert_array_equal(np.isfinite(params[0].value[1]), np.isfinite(singles[1][3][0].value))
+
+
+def test_seed_axis_shapes_are_checked_with_clear_errors():
+    rngs = [np.random.default_rng(k) for k in range(S)]
+    x = G.Input("x", value=np.zeros((2, B, 3)))  # 2 seeds of data for a 3-seed layer
+    with pytest.raises(ValueError, match=r"Linear node 'fc': input 'x' has shape \(2, 5, 3\), expected \(3, batch, 3\)"):
+        G.forward(G.Linear(x, 3, 1, rng=rngs, name="fc"))
+    shared = G.Input("x", value=np.zeros((B, 3)), requires_grad=True)  # shared, but needs a gradient
+    with pytest.raises(ValueError, match=r"expected \(3, batch, 3\) \(or \(batch, 3\) from an Input without requires_grad"):
+        G.forward(G.Linear(shared, 3, 1, rng=rngs, name="fc"))
+    plain = G.Linear(G.Input("x", value=np.zeros((S, B, 3))), 3, 1, rng=rngs[0], name="one")
+    with pytest.raises(ValueError, match=r"expected \(batch, 3\)"):  # one seed's layer, three seeds of data
+        G.forward(plain)
+    z = G.Input("z", value=np.zeros((S, B, 4)))
+    with pytest.raises(ValueError, match=r"labels 'y' have shape \(2, 5\).*expected labels of shape \(5,\) or \(3, 5\)"):
+        G.forward(G.SoftmaxCrossEntropy(z, G.Input("y", value=np.zeros((2, B), dtype=int))))
+    with pytest.raises(ValueError, match=r"targets 't' have shape \(3, 4\)"):
+        G.forward(G.MSE(z, G.Input("t", value=np.zeros((S, 4)))))
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator.*a list holding int"):
+        G.Linear(G.Input("x"), 3, 1, rng=[np.random.default_rng(0), 1])
+    with pytest.raises(ValueError, match="rng is an empty list"):
+        G.Linear(G.Input("x"), 3, 1, rng=[])
+
+
+def test_a_shared_target_that_needs_a_gradient_receives_the_sum_over_seeds():
+    """A target shared by every seed is a value used S times: its gradient is the sum of the S seeds'."""
+    data = np.random.default_rng(4)
+    P = data.standard_normal((S, B, 2))
+    target = G.Input("t", value=data.standard_normal((B, 2)), requires_grad=True)
+    loss = G.MSE(G.Input("p", value=P), target)
+    G.forward(loss)
+    G.backward(loss)
+    expected = sum(-2 * (P[k] - target.value) / B for k in range(S))
+    np.testing.assert_allclose(target.grad, expected, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- what chapter 1.1 prints
+@pytest.mark.parametrize("code", [G.Sigmoid, G.Linear.forward, G.Linear.backward, G.topological_sort],
+                         ids=["Sigmoid", "Linear.forward", "Linear.backward", "topological_sort"])
+def test_the_printed_source_is_the_mathematics_that_runs(code):
+    """Chapter 1.1 prints these with inspect.getsource: they hold the algorithm, not argument checks,
+    and what is printed is the code that runs (the functions are not replaced by wrappers whose
+    source would differ)."""
+    import inspect
+
+    source = inspect.getsource(code)
+    assert "raise" not in source and "isinstance(root" not in source and "_error(" not in source
+    assert len(source.splitlines()) <= 25
+    if code is G.topological_sort:  # the decorator that refuses a non-node root wraps exactly this function
+        assert G.topological_sort.__wrapped__.__code__.co_filename == G.__file__
+        assert inspect.getsource(G.topological_sort.__wrapped__) == source

@@ -293,22 +293,22 @@ def test_nadam_schedule():
 W = [np.zeros(3)]
 
 BAD_HYPERPARAMETERS = [
-    (optim.SGD, dict(lr=-0.1), ValueError, r"lr \(learning rate\) must be >= 0, got -0.1"),
-    (optim.SGD, dict(lr=float("nan")), ValueError, "lr .* must be finite"),
+    (optim.SGD, dict(lr=-0.1), ValueError, r"lr \(learning rate\) must be a finite non-negative number, got -0.1"),
+    (optim.SGD, dict(lr=float("nan")), ValueError, "lr .* must be a finite non-negative number, got nan"),
     (optim.SGD, dict(lr="0.1"), TypeError, "lr .* must be a real number"),
-    (optim.SGD, dict(lr=0.1, weight_decay=-1e-4), ValueError, "weight_decay must be >= 0"),
+    (optim.SGD, dict(lr=0.1, weight_decay=-1e-4), ValueError, "weight_decay must be a finite non-negative number"),
     (optim.Momentum, dict(lr=0.1, beta=1.0), ValueError, r"beta \(momentum\) must be in \[0, 1\), got 1.0"),
     (optim.Momentum, dict(lr=0.1, beta=-0.1), ValueError, r"beta \(momentum\) must be in \[0, 1\)"),
     (optim.Momentum, dict(lr=0.1, ema="yes"), TypeError, "ema must be True or False"),
     (optim.Nesterov, dict(lr=0.1, beta=1.5), ValueError, r"must be in \[0, 1\)"),
     (optim.RMSProp, dict(lr=0.1, beta=1.0), ValueError, r"beta \(RMSProp decay, torch's alpha\) must be in \[0, 1\)"),
-    (optim.RMSProp, dict(lr=0.1, eps=0.0), ValueError, "eps must be > 0"),
-    (optim.Adam, dict(lr=-1e-3), ValueError, "lr .* must be >= 0"),
+    (optim.RMSProp, dict(lr=0.1, eps=0.0), ValueError, "eps must be a finite positive number"),
+    (optim.Adam, dict(lr=-1e-3), ValueError, "lr .* must be a finite non-negative number"),
     (optim.Adam, dict(beta1=1.0), ValueError, r"beta1 must be in \[0, 1\)"),
     (optim.Adam, dict(beta2=-0.5), ValueError, r"beta2 must be in \[0, 1\)"),
-    (optim.Adam, dict(eps=-1e-8), ValueError, "eps must be > 0"),
+    (optim.Adam, dict(eps=-1e-8), ValueError, "eps must be a finite positive number"),
     (optim.NAdam, dict(beta1=1.2), ValueError, r"beta1 must be in \[0, 1\)"),
-    (optim.NAdam, dict(momentum_decay=-1.0), ValueError, "momentum_decay must be >= 0"),
+    (optim.NAdam, dict(momentum_decay=-1.0), ValueError, "momentum_decay must be a finite non-negative number"),
 ]
 
 
@@ -366,3 +366,43 @@ def test_base_class_needs_update():
 
     with pytest.raises(NotImplementedError, match="Incomplete must implement update"):
         Incomplete([np.zeros(2)], lr=0.1).step([np.ones(2)])
+
+
+# --------------------------------------------------------------------------- state names, several seeds
+def test_state_buffers_are_named_as_on_the_notation_page():
+    """m_t is state["m"] (momentum, Nesterov, Adam, NAdam), v_t is state["v"] (RMSProp, Adam, NAdam)."""
+    expected = {optim.Momentum: {"m"}, optim.Nesterov: {"m"}, optim.RMSProp: {"v"},
+                optim.Adam: {"m", "v"}, optim.NAdam: {"m", "v"}, optim.SGD: set()}
+    for cls, names in expected.items():
+        w = np.array([0.0, 1.0])
+        opt = cls([w], lr=0.01)
+        opt.step(rosenbrock_grad([w]))
+        assert set(opt.state[0]) - {"tmp", "denom"} == names, cls
+    w = np.array([0.0, 1.0])
+    momentum = optim.Momentum([w], lr=0.01, beta=0.9)
+    g1 = rosenbrock_grad([w])[0]
+    momentum.step([g1])
+    np.testing.assert_array_equal(momentum.state[0]["m"], g1)  # m_1 = g_1
+    rms = optim.RMSProp([np.array([0.0, 1.0])], lr=0.01, beta=0.99)
+    rms.step([g1])
+    np.testing.assert_allclose(rms.state[0]["v"], 0.01 * g1**2, rtol=1e-15)  # v_1 = (1 - beta) g_1^2
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_leading_seed_axis_updates_each_seed_as_if_alone(name):
+    """Chapter 1.2 trains several seeds as one stacked array: every update is elementwise, so seed k's
+    slice follows exactly the trajectory it follows alone."""
+    make, _, lrs = CASES[name]
+    rng = np.random.default_rng(0)
+    starts = rng.standard_normal((3, 4, 2))  # three seeds of a (4, 2) parameter
+    stacked = starts.copy()
+    opt = make([stacked], lrs["quadratic"], 0.01)
+    alone = [starts[k].copy() for k in range(3)]
+    opts = [make([a], lrs["quadratic"], 0.01) for a in alone]
+    for step in range(50):
+        grads = np.sin(stacked + step)  # any gradient field, evaluated per seed
+        opt.step([grads])
+        for a, o in zip(alone, opts):
+            o.step([np.sin(a + step)])
+    for k in range(3):
+        np.testing.assert_array_equal(stacked[k], alone[k])
