@@ -43,7 +43,7 @@ The pieces, each usable alone:
   (Nesterov) momentum, Adam, AdamW, Adamax, NAdam, RAdam, RMSprop, Adagrad, Adadelta, Rprop, ASGD)
   are accepted: on stacked parameters they give every member its own update. LBFGS, Adafactor,
   Muon and SparseAdam couple coordinates and are refused. ``lr`` may be one value per member (a
-  learning-rate grid; not for Rprop and ASGD, whose state depends on the rate).
+  learning-rate grid; not for ASGD, whose per-tensor state depends on the rate).
 - :func:`fit` / :class:`Trainer`: per-member history, optional per-member early stopping
   (``patience`` on a monitored metric, or ``stop_when``), per-member gradient clipping, and what
   happens to a member whose loss is not finite (``on_divergence``). A stopped member's parameters,
@@ -60,13 +60,12 @@ A custom loop is the chapters' loop with a leading member axis::
 
 How the members stay apart: the loss is the *sum* of the members' means, so member k's
 parameters receive exactly the gradient of member k's loss; every batched layer computes each
-member from its own slice; the accepted optimizers are elementwise. A NaN or inf in one member
-therefore never reaches another. A per-member learning rate runs the optimizer at the largest rate
-and moves member k ``lr_k / lr_max`` of the way (``torch.lerp``): for the optimizers accepted with
-a rate grid the step is proportional to the rate, so this is the member's own step up to about
-one rounding of the parameter per step (the members at the largest rate are bitwise what the
-optimizer computes). Learning-rate schedulers act on the inner optimizer's groups
-(``opt.optimizer``) and scale every member's rate alike.
+member from its own slice; the accepted optimizers are elementwise, so one ``step()`` on the
+stacked parameters is every member's own step. With several learning rates the optimizer steps
+once per distinct rate from the same parameters and state, and each member keeps the pass at its
+own rate. A NaN or inf in one member therefore never reaches another, and a member's numbers do
+not depend on which other members train beside it (tested bitwise with the same number of
+members).
 
 Not supported: dropout and other random layers (their masks could not be a separate run's), tied
 parameters, optimizers that couple coordinates, clipping by the global norm over all members
@@ -98,7 +97,7 @@ __all__ = [
     "evaluate",
     "predict",
     "ELEMENTWISE_OPTIMIZERS",
-    "RATE_PROPORTIONAL_OPTIMIZERS",
+    "PER_MEMBER_RATE_OPTIMIZERS",
 ]
 
 # Optimizers whose update of a coordinate depends only on that coordinate's gradient, value and state.
@@ -107,8 +106,8 @@ ELEMENTWISE_OPTIMIZERS = tuple(
     for name in ("SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta", "Rprop", "ASGD")
     if hasattr(torch.optim, name)
 )
-# ... and whose step is proportional to the learning rate, with a state that does not depend on it.
-RATE_PROPORTIONAL_OPTIMIZERS = tuple(c for c in ELEMENTWISE_OPTIMIZERS if c.__name__ not in ("Rprop", "ASGD"))
+# ... whose state shared by a whole tensor (a step count) does not depend on the learning rate.
+PER_MEMBER_RATE_OPTIMIZERS = tuple(c for c in ELEMENTWISE_OPTIMIZERS if c.__name__ != "ASGD")
 _COUPLING = {
     "LBFGS": "it searches along a direction over all coordinates at once (a line search on one loss)",
     "Adafactor": "it factors the second moment of a matrix into row and column statistics",
@@ -462,8 +461,6 @@ class Stack(nn.Module):
                 self._forward_fn(self.module, x, *args, **kwargs)
         else:
             out = self._vmap_forward(x, shared, args, kwargs)
-        if self.training and self._frozen_buffers is not None:
-            self._restore_buffers()
         return out
 
     def _vmap_forward(self, x, shared, args, kwargs):
@@ -514,8 +511,9 @@ class Stack(nn.Module):
     # -- stopping
     def stop(self, members) -> None:
         """Stop members (an index, a list of indices or a bool mask of length S): from now on their
-        parameters, buffers and optimizer state no longer change (the optimizer restores their
-        slices after every step, the forward restores their buffers); the others train on."""
+        parameters, buffers and optimizer state no longer change (the :class:`MemberOptimizer`
+        keeps their slices at every step, and puts back the buffers that a forward pass in train
+        mode updated, such as batch norm's running statistics); the others train on."""
         mask = torch.zeros(self.num_members, dtype=torch.bool)
         if isinstance(members, (torch.Tensor, np.ndarray)) and members.dtype in (torch.bool, np.bool_):
             members = torch.as_tensor(members).cpu()
@@ -632,6 +630,8 @@ class Loader:
                 raise ValueError(f"Loader: subsets needs one index array per member (S={S}), got {len(subsets)}")
             idx = [torch.as_tensor(np.asarray(s) if not isinstance(s, torch.Tensor) else s) for s in subsets]
             for k, s in enumerate(idx):
+                if s.ndim == 1 and s.numel() == 0:
+                    continue
                 if s.ndim != 1 or s.dtype in (torch.bool,) or s.is_floating_point():
                     raise ValueError(f"Loader: subsets[{k}] must be a 1-D array of integer indices, got "
                                      f"shape {tuple(s.shape)} dtype {s.dtype}")
@@ -689,29 +689,40 @@ def _check_optimizer_class(cls, per_member_lr: bool):
         raise ValueError(f"batched: {name} is not one of the optimizers known to act on each coordinate separately "
                          f"({', '.join(c.__name__ for c in ELEMENTWISE_OPTIMIZERS)}); an optimizer that couples "
                          f"coordinates would mix the members. Train these members separately")
-    if per_member_lr and cls not in RATE_PROPORTIONAL_OPTIMIZERS:
-        raise ValueError(f"batched: {name}'s state depends on the learning rate, so members cannot have different "
-                         f"rates; give one lr, or use one of {', '.join(c.__name__ for c in RATE_PROPORTIONAL_OPTIMIZERS)}")
+    if per_member_lr and cls not in PER_MEMBER_RATE_OPTIMIZERS:
+        raise ValueError(f"batched: {name} keeps rate-dependent state per tensor (not per coordinate), so members "
+                         f"cannot have different rates; give one lr, or use one of "
+                         f"{', '.join(c.__name__ for c in PER_MEMBER_RATE_OPTIMIZERS)}")
 
 
 class MemberOptimizer:
     """A ``torch.optim`` optimizer over a :class:`Stack`'s parameters, with a learning rate per
     member and per-member stopping. Build it with :func:`optimizer`, or wrap an optimizer that
-    was built on ``net.stacked_parameters()`` with ``MemberOptimizer(net, torch_optimizer)``.
+    was built on ``net.stacked_parameters()`` with ``MemberOptimizer(net, torch_optimizer)``
+    (``lr``: None for the groups' own rates, or one rate per member).
+
+    How a step gives every member its own update: the accepted optimizers act on each coordinate
+    separately, so one ``step()`` on the stacked parameters is every member's own step. With
+    several rates, the inner optimizer steps once per distinct rate of the members that train,
+    each time from the same parameters and state, and every member keeps the result of the pass
+    at its own rate (bitwise what the optimizer computes at that rate). A stopped member keeps its
+    parameters and state. With one rate and no stopped member a step is one plain ``step()``.
 
     ``opt.optimizer`` is the inner ``torch.optim`` optimizer; ``opt.lr`` the members' rates
-    (NumPy array) relative to its groups' rates. ``zero_grad``, ``step``, ``state_dict``,
+    (NumPy array). A learning-rate scheduler on ``opt.optimizer`` scales every member's rate by
+    its group's rate over the group's initial rate. ``zero_grad``, ``step``, ``state_dict``,
     ``load_state_dict`` and ``param_groups`` work as usual.
     """
 
-    def __init__(self, net: Stack, inner: torch.optim.Optimizer, lr_factors=None):
+    def __init__(self, net: Stack, inner: torch.optim.Optimizer, lr=None):
         if not isinstance(net, Stack):
             raise TypeError(f"MemberOptimizer: net must be a batched.Stack (from batched.stack), got {type(net).__name__}")
         if not isinstance(inner, torch.optim.Optimizer):
             raise TypeError(f"MemberOptimizer: expected a torch.optim optimizer, got {type(inner).__name__}")
-        _check_optimizer_class(type(inner), lr_factors is not None)
-        stacked = {id(p) for p in net.module.parameters()}
         S = net.num_members
+        rates = None if lr is None else _member_rates(lr, S, "MemberOptimizer")
+        _check_optimizer_class(type(inner), rates is not None and len(set(rates)) > 1)
+        stacked = {id(p) for p in net.module.parameters()}
         for group in inner.param_groups:
             for p in group["params"]:
                 if id(p) not in stacked:
@@ -720,10 +731,8 @@ class MemberOptimizer:
                 if p.ndim == 0 or p.shape[0] != S:
                     raise ValueError(f"MemberOptimizer: a parameter of shape {tuple(p.shape)} has no member axis of size {S}")
         self.net, self.optimizer = net, inner
-        self._factors = None if lr_factors is None else torch.as_tensor(lr_factors, dtype=torch.float64)
-        self._w = {}
-        self._stopped = torch.zeros(S, dtype=torch.bool)
-        self._frozen = None  # param -> (value, {state key: value}) at the last stop
+        self._rates = rates  # None: every member at its groups' rates
+        self._initial = [g["lr"] for g in inner.param_groups]
 
     @property
     def param_groups(self):
@@ -731,9 +740,15 @@ class MemberOptimizer:
 
     @property
     def lr(self) -> np.ndarray:
-        base = np.array([g["lr"] for g in self.optimizer.param_groups], dtype=float).max()
-        f = np.ones(self.net.num_members) if self._factors is None else self._factors.numpy()
-        return base * f
+        """Each member's learning rate (of the first parameter group) as it stands now."""
+        g, g0 = self.optimizer.param_groups[0]["lr"], self._initial[0]
+        if self._rates is None:
+            return np.full(self.net.num_members, float(g))
+        return np.array([self._rate(r, g, g0) for r in self._rates])
+
+    @staticmethod
+    def _rate(member_rate: float, group_lr, initial_lr):
+        return member_rate if group_lr == initial_lr else member_rate * (float(group_lr) / float(initial_lr))
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optimizer.zero_grad(set_to_none=set_to_none)
@@ -744,80 +759,125 @@ class MemberOptimizer:
     def load_state_dict(self, state):
         self.optimizer.load_state_dict(state)
 
-    def _weight(self, p):
-        w = self._w.get(p)
-        if w is None or w.dtype != p.dtype or w.device != p.device:
-            w = self._factors.to(device=p.device, dtype=p.dtype).view(-1, *([1] * (p.ndim - 1)))
-            self._w[p] = w
-        return w
+    def _params(self):
+        return [p for g in self.optimizer.param_groups for p in g["params"]]
 
-    def _snapshot(self, params):
-        frozen = {}
-        for p in params:
-            state = self.optimizer.state.get(p, {})
-            frozen[p] = (p.detach().clone(),
-                         {k: v.detach().clone() for k, v in state.items()
-                          if isinstance(v, torch.Tensor) and v.shape == p.shape})
-        return frozen
+    def _save(self, params):
+        return [(p.detach().clone(), {k: (v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v))
+                                      for k, v in self.optimizer.state.get(p, {}).items()}) for p in params]
+
+    def _load(self, params, saved):
+        for p, (value, state) in zip(params, saved):
+            p.copy_(value)
+            current = self.optimizer.state.get(p)
+            if not state:
+                self.optimizer.state.pop(p, None)
+                continue
+            if current is None:
+                current = self.optimizer.state[p] = {}
+            for key in list(current):
+                if key not in state:
+                    del current[key]
+            for key, v in state.items():
+                if isinstance(v, torch.Tensor) and isinstance(current.get(key), torch.Tensor) \
+                        and current[key].shape == v.shape and current[key].dtype == v.dtype:
+                    current[key].copy_(v)
+                else:
+                    current[key] = v.clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+
+    @staticmethod
+    def _take(params, state_of, into, idx):
+        """Copy the members ``idx`` of the parameters and their per-coordinate state into ``into``."""
+        for p, (value, state) in zip(params, into):
+            value.index_copy_(0, idx, p.detach().index_select(0, idx))
+            for key, v in state_of(p).items():
+                if not isinstance(v, torch.Tensor):
+                    state[key] = copy.deepcopy(v)
+                elif v.shape == p.shape:
+                    if key not in state or state[key].shape != v.shape:
+                        state[key] = torch.zeros_like(v)  # created by this step: a stopped member holds zeros
+                    state[key].index_copy_(0, idx, v.detach().index_select(0, idx))
+                else:  # shared scalars such as the step count: the same in every pass
+                    state[key] = v.detach().clone()
 
     @torch.no_grad()
     def step(self, closure=None):
         if closure is not None:
             raise ValueError("MemberOptimizer.step: a closure (re-evaluating one loss) would mix the members; "
                              "compute the losses, call backward, then step()")
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        stopped = (~self.net.active).cpu()
-        if bool((stopped & ~self._stopped).any()):
-            self._frozen = self._snapshot(params)
-            self._stopped = stopped.clone()
-        old = [p.detach().clone() if p.grad is not None else None for p in params] if self._factors is not None else None
-        self.optimizer.step()
-        if old is not None:
-            for p, o in zip(params, old):
-                if o is not None:
-                    p.copy_(torch.lerp(o, p, self._weight(p)))
-        if self._frozen is not None and bool(self._stopped.any()):
-            idx = self._stopped.nonzero().flatten().to(params[0].device if params else "cpu")
-            for p in params:
-                value, saved = self._frozen[p]
-                p.index_copy_(0, idx, value.index_select(0, idx))
-                for key, v in self.optimizer.state.get(p, {}).items():
-                    if isinstance(v, torch.Tensor) and v.shape == p.shape:
-                        src = saved.get(key)
-                        v.index_copy_(0, idx, torch.zeros_like(v[idx]) if src is None else src.index_select(0, idx))
+        active = self.net.active.cpu()
+        groups = self.optimizer.param_groups
+        if self._rates is None:
+            passes = [(None, torch.nonzero(active).flatten())]
+        else:
+            by_rate = {}
+            for k in torch.nonzero(active).flatten().tolist():
+                by_rate.setdefault(self._rates[k], []).append(k)
+            passes = [(r, torch.tensor(ks)) for r, ks in by_rate.items()]
+        if not passes or len(passes[0][1]) == 0:
+            return None  # every member stopped
+        single = len(passes) == 1 and bool(active.all())
+        params = self._params()
+        lrs = [g["lr"] for g in groups]
+        saved = None if single else self._save(params)
+        result = None if single else self._save(params)
+        try:
+            for i, (rate, idx) in enumerate(passes):
+                if i > 0:
+                    self._load(params, saved)
+                if rate is not None:
+                    for g, lr0, init in zip(groups, lrs, self._initial):
+                        g["lr"] = self._rate(rate, lr0, init)
+                self.optimizer.step()
+                if not single:
+                    device = params[0].device if params else torch.device("cpu")
+                    self._take(params, lambda p: self.optimizer.state.get(p, {}), result, idx.to(device))
+        finally:
+            for g, lr0 in zip(groups, lrs):
+                g["lr"] = lr0
+        if not single:
+            self._load(params, result)
+        if self.net._frozen_buffers is not None:
+            self.net._restore_buffers()
         return None
+
+
+def _member_rates(lr, S: int, where: str) -> list[float]:
+    arr = np.asarray(lr.detach().cpu() if isinstance(lr, torch.Tensor) else lr, dtype=object)
+    if arr.ndim != 1 or len(arr) != S:
+        raise ValueError(f"{where}: lr needs one rate per member (S={S}), got {arr.shape[0] if arr.ndim == 1 else lr!r}")
+    return [validation.nonnegative_real(f"{where}: lr[{k}]", float(r) if isinstance(r, (np.floating, torch.Tensor)) else r)
+            for k, r in enumerate(arr)]
 
 
 def optimizer(net: Stack, optimizer_class, lr, **kwargs) -> MemberOptimizer:
     """``optimizer_class(net.stacked_parameters(), lr=..., **kwargs)`` for the stacked members.
 
     ``lr``: one learning rate for every member, or a sequence of ``S`` rates (a learning-rate
-    grid: member k trains at ``lr[k]``). ``kwargs`` go to the optimizer (momentum, betas,
-    weight_decay, fused, ...). Refused: optimizers that couple coordinates (LBFGS, Adafactor,
-    Muon, SparseAdam) and, for a rate grid, those whose state depends on the rate (Rprop, ASGD).
+    grid: member k trains at ``lr[k]``). ``kwargs`` go to the optimizer (momentum, nesterov,
+    betas, weight_decay, fused, ...). Refused: optimizers that couple coordinates (LBFGS,
+    Adafactor, Muon, SparseAdam) and, for a rate grid, ASGD (its rate-dependent state is one
+    number per tensor).
     """
     if not isinstance(net, Stack):
         raise TypeError(f"optimizer: net must be a batched.Stack (from batched.stack), got {type(net).__name__}")
     if not isinstance(optimizer_class, type):
         raise TypeError(f"optimizer: optimizer_class must be a torch.optim class such as torch.optim.Adam, "
                         f"got {optimizer_class!r}")
-    S = net.num_members
-    factors = None
+    rates = None
     if isinstance(lr, (list, tuple, np.ndarray, torch.Tensor)):
-        rates = [validation.nonnegative_real(f"optimizer: lr[{k}]", float(r)) for k, r in enumerate(np.asarray(lr).ravel())]
-        if np.asarray(lr).ndim != 1 or len(rates) != S:
-            raise ValueError(f"optimizer: lr needs one rate per member (S={S}), got {len(rates)}")
-        top = max(rates)
-        if len(set(rates)) > 1:
-            factors = [r / top for r in rates]
-        lr = top
+        rates = _member_rates(lr, net.num_members, "optimizer")
+        first = rates[0]
+        if len(set(rates)) == 1:
+            rates = None
+        lr = first if rates is None else max(rates)
     else:
         lr = validation.nonnegative_real("optimizer: lr", lr)
-    _check_optimizer_class(optimizer_class, factors is not None)
+    _check_optimizer_class(optimizer_class, rates is not None)
     params = net.stacked_parameters()
     if not params:
         raise ValueError("optimizer: the stacked model has no trainable parameters (requires_grad=True)")
-    return MemberOptimizer(net, optimizer_class(params, lr=lr, **kwargs), factors)
+    return MemberOptimizer(net, optimizer_class(params, lr=lr, **kwargs), rates)
 
 
 # --------------------------------------------------------------------------- losses and clipping
@@ -1079,6 +1139,9 @@ class Trainer:
         with tqdm(total=num_epochs * len(loader), desc=desc or f"training {S} members", disable=not progress,
                   leave=False) as bar:
             for _ in range(num_epochs):
+                outside = (self.stopped_epoch < 0) & ~net.active.cpu().numpy()
+                for k in np.flatnonzero(outside):  # stopped with net.stop() between calls
+                    self.stopped_epoch[k], self.stop_reason[k] = self.epochs_done, "net.stop"
                 active = (self.stopped_epoch < 0)
                 if not active.any():
                     break

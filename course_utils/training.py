@@ -1,8 +1,11 @@
-"""PyTorch training helpers with progress bars and a history table (chapters 4 and 7).
+"""PyTorch training helpers for a single run, with progress bars and a history table.
 
-Chapter 6 writes its loop out by hand on purpose; the loop here is the same loop,
-packaged: for each epoch, one pass over shuffled minibatches (forward, loss, backward,
-step), then an evaluation pass over the validation data.
+Used by chapter 4 (``as_float_images``, ``make_loader``, ``fit``, ``predict``) and chapter 7
+(``make_loader``, ``fit``, ``predict``); ``course_utils.batched`` trains several runs at once in exactly
+``make_loader``'s order and checks labels with :func:`_labels`. Chapter 6 writes its loop out by
+hand on purpose; the loop here is the same loop, packaged: for each epoch, one pass over
+shuffled minibatches (forward, loss, backward, step), then an evaluation pass over the
+validation data.
 
 Edge cases: a loader or an array with no examples is refused with a ``ValueError``
 naming the function (a mean over zero examples would be a division by zero); the
@@ -12,29 +15,15 @@ restored even when a call fails.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from .validation import check_bool as _check_bool
+from .validation import positive_int as _positive_int
+from .validation import seed as _seed
+
 __all__ = ["as_float_images", "make_loader", "fit", "evaluate", "predict"]
-
-
-def _is_int(n) -> bool:
-    return isinstance(n, numbers.Integral) and not isinstance(n, (bool, np.bool_))
-
-
-def _positive_int(name: str, n) -> int:
-    if not _is_int(n) or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {n!r}")
-    return int(n)
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def as_float_images(X: np.ndarray, scale: str = "unit", flatten: bool = True) -> torch.Tensor:
@@ -81,8 +70,7 @@ def make_loader(X, y, batch_size: int, shuffle: bool = True, seed: int = 0) -> D
     """
     batch_size = _positive_int("batch_size", batch_size)
     shuffle = _check_bool("make_loader: shuffle", shuffle)
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"make_loader: seed must be a non-negative integer, got {seed!r}")
+    seed = _seed("make_loader: seed", seed)
     X = torch.as_tensor(X)
     if X.ndim == 0:
         raise ValueError("make_loader: X must have one row per example, got a scalar")
