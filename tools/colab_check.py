@@ -370,14 +370,16 @@ sys.modules. This stand-in has nothing else: a chapter that calls into google.co
 '''
 
 
-def _reader_notebooks(names: list[Path], out: Path, root: Path = ROOT) -> list[Path]:
+def _reader_notebooks(root: Path, out: Path) -> Path:
+    """Build the site of the checkout ``root`` into ``out``; the folder holding its reader notebooks (what
+    Colab opens: tools/reader_notebooks.py, written by the site build)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("reader_notebooks", ROOT / "tools" / "reader_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("reader_notebooks", module)
-    spec.loader.exec_module(module)
-    return module.write_reader_notebooks(names, out, root=root)
+    if "reader_notebooks" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("reader_notebooks", ROOT / "tools" / "reader_notebooks.py")
+        sys.modules["reader_notebooks"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["reader_notebooks"])
+    return sys.modules["reader_notebooks"].build_site(root, out)
 
 
 def simulate(chapters: list[str], keep: bool, data_dir: Path | None) -> int:
@@ -487,14 +489,18 @@ def _simulate(declared: DeclaredEnvironment, sources: list[Path], work: Path, da
     print(f"[colab-check] {data_line}", flush=True)
 
     # 5. each chapter: its reader notebook, alone in an empty folder (Colab's /content), run top to bottom
+    try:  # the site build of the copy writes them
+        readers, readers_error = _reader_notebooks(source, work / "site"), ""
+    except ValueError as exc:
+        readers, readers_error = None, f"no reader notebooks: {str(exc)[-500:]}"
     results = []
     for py in sources:
         nn, label = chapter_number(py), layout.number(py.stem)  # "04" (its extra chNN) and "4.2"
         chapter = source / "notebooks" / py.with_suffix(".ipynb").name
-        try:  # what Colab opens: the reader notebook
-            reader, reader_error = _reader_notebooks([chapter], work / "readers", root=source)[0], ""
-        except ValueError as exc:  # run the chapter itself (the same code cells), and fail the chapter
-            reader, reader_error = chapter, f"no reader notebook: {exc}"
+        if readers is not None and (readers / chapter.name).exists():  # what Colab opens: the reader notebook
+            reader, reader_error = readers / chapter.name, ""
+        else:  # run the chapter itself (the same code cells), and fail the chapter
+            reader, reader_error = chapter, readers_error or f"the site build wrote no reader notebook for {chapter.name}"
         content = work / f"content-{py.stem}"
         content.mkdir()
         cache = work / f"cache-{py.stem}"  # a fresh runtime has no cache: every chapter downloads its data

@@ -3,65 +3,106 @@
 
 The site renders the chapters' MyST (roles, directives, labelled equations). Colab, Jupyter and a
 downloaded ``.ipynb`` show plain Markdown, where ``{cite}`key``` and a solution directive are raw
-markup and the solutions are visible. This module makes, from each ``notebooks/NN_slug.ipynb``
-(the one source of truth), a *reader notebook* whose Markdown reads as intended there:
+markup and the solutions are visible. This module makes, from each ``notebooks/NN_slug.ipynb``, a
+*reader notebook* whose Markdown reads as intended there.
 
-- ``{cite}`` and friends: author-year text linking to the DOI or URL of ``book/references.bib``
-  (``{cite:t}`` -> "Kingma and Ba (2015)", ``{cite}``/``{cite:p}`` -> "(Kingma and Ba, 2015)");
-- ``{bibliography}``: a list of the entries this chapter cites;
-- labelled equations get ``\\tag{N.k}`` and ``{eq}`` becomes "(N.k)", linked to the equation on the
-  site; N is the chapter's number (the ``NN`` of its file name), k counts the chapter's labelled
-  equations in order of appearance, exactly as the site numbers them; exercises likewise;
+**One source for numbers and labels: the site build.** The reader notebooks are written at the end of
+the HTML build by ``book/_ext/colab_readers.py``, which fills a :class:`Book` from the Sphinx environment
+of that build (``book_from_sphinx``): equation, exercise and figure numbers from ``env.toc_fignumbers`` after
+``book/_ext/book_site.py`` renumbered them per chapter and part (``(4.1.5)``, "Exercise 7.3"), section
+titles from the labels Sphinx resolved, glossary terms from its glossary, and citations from
+sphinxcontrib-bibtex: each cited work's label as the site prints it (``book/_ext/bib_style.py``:
+"Kingma and Ba, 2015") and each chapter's reference list with the site's entries, in the site's order.
+Nothing here counts or formats on its own; ``tests/test_reader_notebooks.py`` compares the reader
+notebooks with the built pages.
+
+What is rewritten (the Markdown, cell by cell; code cells, outputs and tags are copied unchanged):
+
+- ``{cite}`` and friends: author-year text linking to the work's DOI or URL (``{cite:t}`` -> "Kingma and
+  Ba (2015)", ``{cite}``/``{cite:p}`` -> "(Kingma and Ba, 2015)"); ``{bibliography}``: the chapter's list;
+- labelled equations get ``\\tag{N.k}`` and ``{eq}`` becomes "(N.k)", linked to the equation on the site;
 - ``exercise`` -> a heading "Exercise N.k: title"; ``solution`` -> a collapsed ``<details>`` block;
-- ``{ref}``/``{numref}``/``{doc}`` and ``[text](#label)`` -> links to the site; chapter links
-  (``[chapter 3](03_optimizers.ipynb)``) -> that chapter's reader notebook in Colab; other files of
-  the repository -> the file on GitHub;
+- ``{ref}``/``{numref}``/``{doc}``/``{term}`` and ``[text](#label)`` -> links to the site; chapter links
+  (``[chapter 3](03_optimizers.ipynb)``) -> that chapter's reader notebook in Colab; other files of the
+  repository -> the file on GitHub;
 - admonitions -> block quotes (``dropdown`` ones -> ``<details>``); ``{guilabel}`` -> bold;
   targets ``(label)=``, comments ``% ...`` and block breaks ``+++`` are dropped.
 
-Anything else (an unknown role or directive, a label nobody defines, a citation key missing from
-the bibliography) raises :class:`ConversionError` naming the chapter, the cell and what to do;
-:func:`find_myst` checks the result once more. Code cells, their outputs and every cell's tags and
-metadata are copied unchanged.
+Code cells whose input the site hides (tags ``remove-input``, ``hide-input``, ``remove-cell``,
+``hide-cell``) are folded: Colab shows them as a form titled by a ``#@title`` line (metadata
+``cellView: form``), JupyterLab collapsed (``jupyter.source_hidden``); they still run.
+
+Anything else (an unknown role or directive, a label the site does not know, an exercise without a
+label, a citation key the bibliography lacks) raises :class:`ConversionError` naming the chapter, the
+cell and what to do, and fails the build; :func:`find_myst` checks the result once more.
+
+Why not a maintained converter: QuantEcon's ``sphinx-tojupyter`` (0.6.0, on PyPI) is a second Sphinx
+builder that rebuilds notebooks from the doctree; it drops stored outputs (its code-cell translator
+skips ``cell_output`` containers), renders citations as LaTeX ``\\cite{}``, leaves solutions open, numbers
+equations by ``toc_secnumbers`` rather than the book's per-part numbers, and pulls in dask and nbdime. A
+second full build with it would cost more than this module, and give readers less.
 
     .venv/bin/python tools/reader_notebooks.py --out DIR [notebooks/NN_slug.ipynb ...]
 
-The site build (``book/_ext/colab_readers.py``) writes them into the site as the chapters'
-``.ipynb`` downloads; the workflow publishes the same files to the branch ``colab``, which the
-Colab launch buttons open.
+builds the site (stored outputs, nothing executed) into a temporary folder and copies the reader
+notebooks to ``DIR``. The workflow publishes the site's reader notebooks to the branch ``colab``, which
+the Colab launch buttons open.
 """
 from __future__ import annotations
 
 import argparse
-import codecs
 import copy
 import dataclasses
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script, or loaded by the Sphinx extension
+    sys.path.insert(0, str(ROOT))
+
+from tools import layout  # noqa: E402
+
 READER_BRANCH = "colab"  # the branch the workflow publishes reader notebooks to; Colab opens them there
 COLAB_URL = "https://colab.research.google.com"
-NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+READERS_IN_SITE = Path("_sources") / "notebooks"  # where the site build writes them (its .ipynb downloads)
 
 ADMONITIONS = {"note", "tip", "hint", "important", "warning", "caution", "attention", "danger", "error", "seealso",
                "admonition", "margin", "sidebar", "topic", "epigraph"}
 CODE_DIRECTIVES = {"code", "code-block", "sourcecode"}
+FOLDED_TAGS = ("remove-cell", "remove-input", "hide-cell", "hide-input")
 
 
 class ConversionError(ValueError):
     """MyST markup that the reader notebooks cannot render (or a broken reference)."""
 
 
-# --------------------------------------------------------------------------- the book: labels, titles, bibliography
+# --------------------------------------------------------------------------- the book, as the site build resolved it
 @dataclasses.dataclass
 class Target:
     docname: str  # "notebooks/05_backprop_fashion_mnist"
-    kind: str  # "equation", "exercise", "section", "label"
-    number: str | None = None  # "5.3"
-    title: str | None = None
+    kind: str  # "equation", "exercise", "figure", "section", "label", "term"
+    number: str | None = None  # "5.3", "4.1.5"
+    title: str | None = None  # Markdown (a section's title, math as $...$)
     anchor: str = ""
+
+
+@dataclasses.dataclass
+class Citation:
+    label: str  # "Kingma and Ba, 2015": the site's label (names, then the year)
+    url: str | None  # DOI or URL of the work
+    entry: str  # the site's reference-list entry, as Markdown
+
+    @property
+    def names(self) -> str:
+        return self.label.rpartition(", ")[0] or self.label
+
+    @property
+    def year(self) -> str:
+        return self.label.rpartition(", ")[2]
 
 
 @dataclasses.dataclass
@@ -73,8 +114,9 @@ class Book:
     reader_branch: str = READER_BRANCH
     labels: dict[str, Target] = dataclasses.field(default_factory=dict)
     titles: dict[str, str] = dataclasses.field(default_factory=dict)  # docname -> title
-    bib: dict | None = None  # key -> pybtex Entry
     terms: dict[str, Target] = dataclasses.field(default_factory=dict)  # glossary term (lower case) -> target
+    citations: dict[str, Citation] = dataclasses.field(default_factory=dict)  # key as cited -> citation
+    bibliographies: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # docname -> keys, site order
 
     def page_url(self, docname: str, anchor: str = "") -> str:
         return f"{self.site_url}{docname}.html" + (f"#{anchor}" if anchor else "")
@@ -100,27 +142,6 @@ def load_config(root: Path) -> tuple[str, str, str]:
     if "github.com/" not in repo:
         raise ConversionError("_config.yml: repository.url must be a GitHub repository (Colab opens notebooks from GitHub)")
     return site.rstrip("/") + "/", repo.rstrip("/"), branch
-
-
-def chapter_number(stem: str) -> str:
-    """``05_backprop`` -> ``5``: the N of the site's N.k numbers."""
-    m = re.match(r"(\d\d)_", stem)
-    if not m:
-        raise ConversionError(f"{stem}: a chapter's file name starts with its two-digit number (NN_slug)")
-    return str(int(m.group(1)))
-
-
-def _latex_text(s: str) -> str:
-    import latexcodec  # noqa: F401  (registers the codec)
-
-    text = codecs.decode(s, "ulatex")
-    return re.sub(r"\s+", " ", text.replace("{", "").replace("}", "")).strip()
-
-
-def load_bib(path: Path) -> dict:
-    from pybtex.database import parse_file
-
-    return dict(parse_file(str(path)).entries)
 
 
 # --------------------------------------------------------------------------- markdown scanning
@@ -184,21 +205,14 @@ def _math_block_end(lines: list[str], start: int) -> int:
 
 # --------------------------------------------------------------------------- conversion of one chapter
 class Chapter:
-    """Converts the Markdown of one chapter. ``collect=True`` is the first pass: numbers and labels only."""
+    """Converts the Markdown of one chapter, with the numbers and labels of ``book``."""
 
-    def __init__(self, book: Book, stem: str, collect: bool):
+    def __init__(self, book: Book, stem: str):
         self.book = book
         self.stem = stem
         self.docname = f"notebooks/{stem}"
-        self.n = chapter_number(stem)
-        self.collect = collect
-        self.equations = 0
-        self.exercises = 0
         self.heading_level = 1
-        self.cited: list[str] = []  # bib keys, in order of first citation
-        self.keyprefixes: set[str] = set()
         self.cell = 0
-        self.pending_target: str | None = None
 
     # ---- errors
     def fail(self, message: str):
@@ -263,19 +277,16 @@ class Chapter:
         return out
 
     def target(self, label: str, rest: list[str]):
-        """``(label)=``: a section label when a heading follows, else a plain label."""
-        following = next((ln for ln in rest if ln.strip()), "")
-        h = HEADING_RE.match(following)
-        title = self.plain(h.group("title")) if h else None
-        self.define(label, Target(self.docname, "section" if h else "label", None, title, label))
+        """``(label)=``: dropped (the site resolved it); it must be a label the site knows."""
+        if label not in self.book.labels:
+            self.fail(f"the label {label!r} is not in the site build")
 
-    def define(self, label: str, target: Target):
-        if not self.collect:
-            return
-        old = self.book.labels.get(label)
-        if old is not None and (old.docname, old.anchor) != (target.docname, target.anchor):
-            self.fail(f"the label {label!r} is defined twice ({old.docname} and {target.docname}); labels must be unique")
-        self.book.labels[label] = target
+    def _target(self, label: str, kind: str, what: str) -> Target:
+        target = self.book.labels.get(label)
+        if target is None or target.kind != kind:
+            self.fail(f"{what} {label!r} is not {'an' if kind[0] in 'aeiou' else 'a'} {kind} of the site build"
+                      + (f" (it is a {target.kind})" if target else ""))
+        return target
 
     def math(self, text: str) -> list[str]:
         body = text.strip()
@@ -288,10 +299,8 @@ class Chapter:
         inner = body[2:-2].strip("\n")
         if label is None:
             return text.split("\n")
-        self.equations += 1
-        number = f"{self.n}.{self.equations}"
-        self.define(label, Target(self.docname, "equation", number, None, f"equation-{label}"))
-        return ["$$", inner.strip(), rf"\tag{{{number}}}", "$$"]
+        number = self._target(label, "equation", "the equation label").number
+        return ["$$", inner.strip(), *([rf"\tag{{{number}}}"] if number else []), "$$"]
 
     def directive(self, name: str, arg: str, body: list[str]) -> list[str]:
         opts, content = _split_options(body)
@@ -322,16 +331,12 @@ class Chapter:
         return []
 
     def exercise(self, title: str, opts: dict, content: list[str]) -> list[str]:
-        if "nonumber" in opts:
-            heading = "Exercise"
-            number = None
-        else:
-            self.exercises += 1
-            number = f"{self.n}.{self.exercises}"
-            heading = f"Exercise {number}"
-        if opts.get("label"):
-            self.define(opts["label"], Target(self.docname, "exercise", number, self.plain(title) if title else None,
-                                              opts["label"]))
+        heading = "Exercise"
+        if "nonumber" not in opts:
+            if not opts.get("label"):
+                self.fail(f"an exercise without a :label: ({title!r}): give every exercise one (CONTRIBUTING.md)")
+            number = self._target(opts["label"], "exercise", "the exercise label").number
+            heading = f"Exercise {number}" if number else heading
         if title:
             heading += f": {self.inline(title)}"
         level = "#" * min(self.heading_level + 1, 6)
@@ -339,26 +344,17 @@ class Chapter:
 
     def solution(self, label: str, opts: dict, content: list[str]) -> list[str]:
         summary = "Solution"
-        if label and not self.collect:
-            target = self.book.labels.get(label)
-            if target is None or target.kind != "exercise":
-                self.fail(f"the solution refers to {label!r}, which is no exercise label")
-            if target.number:
-                summary = f"Solution to Exercise {target.number}"
+        if label:
+            number = self._target(label, "exercise", "the solution refers to").number
+            if number:
+                summary = f"Solution to Exercise {number}"
         return ["<details>", f"<summary>{summary}</summary>", "", *self.block(content), "", "</details>"]
 
     def bibliography(self, opts: dict, content: list[str]) -> list[str]:
-        prefix = opts.get("keyprefix", "")
-        self.keyprefixes.add(prefix)
-        if self.collect:
-            return []
-        bib = self.book.bib or {}
-        keys = sorted(bib) if "all" in opts else [k[len(prefix):] for k in self.cited if k.startswith(prefix)]
-        keys = [k for k in dict.fromkeys(keys)]
+        keys = self.book.bibliographies.get(self.docname, [])
         if not keys:
             return ["*No works are cited in this chapter.*"]
-        entries = sorted(keys, key=lambda k: (self._authors_sort(bib[k]), bib[k].fields.get("year", "")))
-        return [f"- {self.reference(bib[k])}" for k in entries]
+        return [f"- [{self.book.citations[k].label}] {self.book.citations[k].entry}" for k in keys]
 
     # ---- inline
     def inline(self, text: str) -> str:
@@ -373,11 +369,6 @@ class Chapter:
 
         return INLINE_RE.sub(replace, text)
 
-    def plain(self, text: str) -> str:
-        """Heading or title text without markup, for link texts."""
-        text = re.sub(r"\{[A-Za-z][\w:+.-]*\}`([^`]*)`", r"\1", text)
-        return re.sub(r"[*_`]", "", text).strip()
-
     def role(self, name: str, content: str) -> str:
         content = content.strip()
         if name == "cite" or name.startswith("cite:"):
@@ -388,8 +379,6 @@ class Chapter:
             m = EXPLICIT_RE.match(content)
             text, target = (m.group("text"), m.group("target")) if m else ("", content)
             docname = self.resolve_doc(target)
-            if self.collect:
-                return ""
             title = text or self.book.titles.get(docname)
             if not title:
                 self.fail(f"{{doc}}`{content}`: no page {docname!r} in the book")
@@ -407,8 +396,6 @@ class Chapter:
         if name == "term":
             m = EXPLICIT_RE.match(content)
             text, term = (m.group("text"), m.group("target")) if m else (content, content)
-            if self.collect:
-                return ""
             target = self.book.terms.get(term.strip().lower())
             if target is None:
                 self.fail(f"{{term}}`{content}`: no glossary term {term!r} in the book's pages")
@@ -425,41 +412,25 @@ class Chapter:
         return ""
 
     def cite(self, name: str, content: str) -> str:
-        keys = [k.strip() for k in content.split(",") if k.strip()]
-        for k in keys:
-            if k not in self.cited:
-                self.cited.append(k)
-        if self.collect:
-            return ""
         parts = []
-        for key in keys:
-            entry = self.bib_entry(key)
-            authors, year = self._authors_short(entry), entry.fields.get("year", "n.d.")
-            text = f"{authors} ({year})" if name in {"cite:t", "cite:ts"} else \
-                authors if name == "cite:author" else year if name == "cite:year" else f"{authors}, {year}"
-            url = self._entry_url(entry)
-            parts.append(f"[{text}]({url})" if url else text)
+        for key in (k.strip() for k in content.split(",") if k.strip()):
+            c = self.book.citations.get(key)
+            if c is None:
+                self.fail(f"the citation key {key!r} is in no bibliography of the site build (book/references.bib, "
+                          "and the chapter's {bibliography} with its :keyprefix:)")
+            text = f"{c.names} ({c.year})" if name in {"cite:t", "cite:ts"} else \
+                c.names if name == "cite:author" else c.year if name == "cite:year" else c.label
+            parts.append(f"[{text}]({c.url})" if c.url else text)
         if name in {"cite:t", "cite:ts", "cite:author", "cite:year", "cite:alp"}:
             return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
         return "(" + "; ".join(parts) + ")"
 
-    def bib_entry(self, key: str):
-        bib = self.book.bib or {}
-        prefixes = sorted(self.keyprefixes, key=len, reverse=True) + [""]
-        for prefix in prefixes:
-            if key.startswith(prefix) and key[len(prefix):] in bib:
-                return bib[key[len(prefix):]]
-        self.fail(f"the citation key {key!r} is not in book/references.bib (with this chapter's bibliography "
-                  f"prefix {', '.join(sorted(self.keyprefixes)) or '(none)'})")
-
     def ref(self, name: str, content: str) -> str:
         m = EXPLICIT_RE.match(content)
         text, label = (m.group("text"), m.group("target")) if m else ("", content)
-        if self.collect:
-            return ""
         target = self.book.labels.get(label)
         if target is None:
-            self.fail(f"{{{name}}}`{content}`: no label {label!r} in the book")
+            self.fail(f"{{{name}}}`{content}`: no label {label!r} in the site build")
         url = self.book.page_url(target.docname, target.anchor)
         if name == "eq":
             if target.kind != "equation":
@@ -473,7 +444,9 @@ class Chapter:
         if target.kind == "equation":
             return f"[({target.number})]({url})"
         if target.kind == "exercise":
-            return f"[Exercise {target.number}]({url})" if target.number else f"[{target.title or 'Exercise'}]({url})"
+            return f"[Exercise {target.number}]({url})" if target.number else f"[Exercise]({url})"
+        if target.kind in {"figure", "table"} and name == "numref":
+            return f"[{target.kind.capitalize()} {target.number}]({url})"
         if target.title:
             return f"[{target.title}]({url})"
         self.fail(f"{{{name}}}`{label}` needs an explicit text (`text <{label}>`): the label is not on a heading")
@@ -497,8 +470,9 @@ class Chapter:
         return re.sub(r"\.(md|ipynb|py|rst)$", "", "/".join(parts))
 
     def doc_url(self, docname: str, anchor: str = "") -> str:
-        if docname.startswith("notebooks/") and re.match(r"\d\d_", docname.split("/", 1)[1]) and not anchor:
-            return self.book.colab_url(docname.split("/", 1)[1])
+        stem = layout.docname_stem(docname)
+        if stem and not anchor:
+            return self.book.colab_url(stem)
         return self.book.page_url(docname, anchor)
 
     def link(self, text: str, url: str, title: str) -> str:
@@ -506,8 +480,6 @@ class Chapter:
         if re.match(r"^[a-z][a-z0-9+.-]*:", url, re.I):  # https:, mailto:, ...
             return f"[{text}]({url}{title})"
         if url.startswith("#"):
-            if self.collect:
-                return ""
             label = url[1:]
             target = self.book.labels.get(label)
             new = self.book.page_url(target.docname, target.anchor) if target else self.book.page_url(self.docname, label)
@@ -515,7 +487,7 @@ class Chapter:
         path, _, anchor = url.partition("#")
         if re.search(r"\.(md|ipynb|rst)$", path):
             docname = self.resolve_doc(path)
-            if not self.collect and docname not in self.book.titles:
+            if docname not in self.book.titles:
                 self.fail(f"the link {url!r} points at {docname!r}, which is not a page of the book")
             label = self.book.labels.get(anchor)
             new = self.doc_url(docname, label.anchor if label else anchor)
@@ -528,66 +500,6 @@ class Chapter:
         if not resolved.exists():
             self.fail(f"the link {url!r} points at {inside}, which does not exist")
         return f"[{text}]({self.book.file_url(inside)}{'#' + anchor if anchor else ''}{title})"
-
-    # ---- bibliography formatting
-    @staticmethod
-    def _last(person) -> str:
-        return _latex_text(" ".join(person.prelast_names + person.last_names))
-
-    def _authors_short(self, entry) -> str:
-        people = entry.persons.get("author") or entry.persons.get("editor") or []
-        names = [self._last(p) for p in people]
-        if not names:
-            return _latex_text(entry.fields.get("title", "Anonymous"))
-        if len(names) == 1:
-            return names[0]
-        if len(names) == 2:
-            return f"{names[0]} and {names[1]}"
-        return f"{names[0]} et al."
-
-    def _authors_sort(self, entry) -> str:
-        people = entry.persons.get("author") or entry.persons.get("editor") or []
-        return " ".join(self._last(p) for p in people).lower()
-
-    @staticmethod
-    def _entry_url(entry) -> str | None:
-        doi = entry.fields.get("doi")
-        if doi:
-            return doi if doi.startswith("http") else f"https://doi.org/{doi}"
-        if entry.fields.get("url"):
-            return entry.fields["url"]
-        if entry.fields.get("eprint") and entry.fields.get("archiveprefix", entry.fields.get("eprinttype", "")).lower() == "arxiv":
-            return f"https://arxiv.org/abs/{entry.fields['eprint']}"
-        return None
-
-    def reference(self, entry) -> str:
-        people = entry.persons.get("author") or []
-
-        def full(p):
-            first = _latex_text(" ".join(p.first_names + p.middle_names))
-            initials = " ".join(f"{w[0]}." for w in re.split(r"[\s-]+", first) if w)
-            return f"{self._last(p)}, {initials}".strip(", ")
-
-        names = [full(p) for p in people]
-        authors = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1] if names else ""
-        f = entry.fields
-        title = _latex_text(f.get("title", ""))
-        venue = _latex_text(f.get("journal") or f.get("booktitle") or f.get("publisher") or f.get("howpublished") or "")
-        details = []
-        if f.get("volume"):
-            details.append(f"{f['volume']}" + (f"({f['number']})" if f.get("number") else ""))
-        if f.get("pages"):
-            details.append(_latex_text(f["pages"]).replace("--", "–"))
-        text = f"{authors} ({f.get('year', 'n.d.')}). {title}."
-        if venue:
-            text += f" *{venue}*" + (f", {', '.join(details)}" if details else "") + "."
-        if f.get("note"):
-            text += f" {_latex_text(f['note'])}."
-        url = self._entry_url(entry)
-        if url:
-            text += f" <{url}>"
-        return text
-
 
 # --------------------------------------------------------------------------- what must never reach a reader notebook
 FENCED_CODE_RE = re.compile(r"^( {0,3})(`{3,}|~{3,})(?!\s*\{)[^\n]*\n.*?^\1?\2[`~]*\s*$", re.S | re.M)
@@ -623,84 +535,32 @@ def find_myst(markdown: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- notebooks
-def _title(markdown: str) -> str | None:
-    for line in markdown.splitlines():
-        m = HEADING_RE.match(line)
-        if m and len(m.group("hashes")) == 1:
-            return m.group("title").strip()
-    return None
+def fold(cell) -> None:
+    """Fold a code cell whose input the site hides: a Colab form with a ``#@title`` line, collapsed in JupyterLab."""
+    lines = [ln.strip() for ln in cell.source.splitlines() if ln.strip()]
+    comment = lines[0].lstrip("#").strip() if lines and lines[0].startswith("#") else ""
+    title = comment or ("Setup" if "remove-cell" in cell.metadata.get("tags", []) else "Code (folded)")
+    cell.source = f"#@title {title}\n{cell.source}"
+    cell.metadata["cellView"] = "form"
+    cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
 
 
-def scan_page(book: Book, docname: str, text: str) -> None:
-    """Labels (``(label)=`` before a heading) and glossary terms of a prose page of the book."""
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        fence = FENCE_RE.match(lines[i])
-        if fence:
-            end = _find_fence_end(lines, i, fence.group("fence"))
-            d = DIRECTIVE_RE.match(fence.group("info").strip())
-            if d and d.group("name") == "glossary":
-                _, body = _split_options(lines[i + 1:end])
-                for line in body:
-                    if line.strip() and not line[0].isspace():
-                        term = line.split(" : ")[0].strip()
-                        anchor = "term-" + re.sub(r"[^A-Za-z0-9]+", "-", term).strip("-")
-                        book.terms[term.lower()] = Target(docname, "term", None, term, anchor)
-            i = end + 1
-            continue
-        target = TARGET_RE.match(lines[i])
-        if target:
-            following = next((ln for ln in lines[i + 1:] if ln.strip()), "")
-            h = HEADING_RE.match(following)
-            title = re.sub(r"[*_`]", "", h.group("title")).strip() if h else None
-            book.labels[target.group("label")] = Target(docname, "section" if h else "label", None, title,
-                                                         target.group("label"))
-        i += 1
-
-
-def build_book(sources: list[Path], root: Path = ROOT) -> tuple[Book, dict[Path, object]]:
-    """Read the chapters, collect every label, number and title (the first pass)."""
-    import nbformat
-
-    site, repo, branch = load_config(root)
-    book = Book(root=root, site_url=site, repository=repo, branch=branch)
-    book.bib = load_bib(root / "book" / "references.bib")
-    for md in sorted((root / "book").glob("*.md")):
-        text = md.read_text()
-        title = _title(text)
-        if title:
-            book.titles[f"book/{md.stem}"] = title
-        scan_page(book, f"book/{md.stem}", text)
-    notebooks = {}
-    for path in sorted((root / "notebooks").glob(NOTEBOOK_GLOB)):
-        nb = nbformat.read(path, as_version=4)
-        notebooks[path] = nb
-        first = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")
-        book.titles[f"notebooks/{path.stem}"] = _title(first) or path.stem
-    for path, nb in notebooks.items():
-        chapter = Chapter(book, path.stem, collect=True)
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type == "markdown":
-                chapter.cell = i
-                chapter.convert(cell.source)
-    wanted = {p.resolve() for p in sources}
-    return book, {p: nb for p, nb in notebooks.items() if p.resolve() in wanted}
+def unfolded_source(source: str) -> str:
+    """The cell's source without the ``#@title`` line :func:`fold` added."""
+    return source.split("\n", 1)[1] if source.startswith("#@title ") else source
 
 
 def convert_notebook(nb, stem: str, book: Book):
     """The reader notebook of one chapter (a new notebook; ``nb`` is not changed)."""
+    import nbformat
+
     reader = copy.deepcopy(nb)
-    chapter = Chapter(book, stem, collect=False)
-    # citation keys and prefixes first, so the bibliography and every citation resolve
-    prescan = Chapter(book, stem, collect=True)
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "markdown":
-            prescan.cell = i
-            prescan.convert(cell.source)
-    chapter.keyprefixes = prescan.keyprefixes
-    chapter.cited = list(prescan.cited)
+    chapter = Chapter(book, stem)
     for i, cell in enumerate(reader.cells):
+        if cell.cell_type == "code":
+            if set(cell.metadata.get("tags", [])) & set(FOLDED_TAGS):
+                fold(cell)
+            continue
         if cell.cell_type != "markdown":
             continue
         chapter.cell = i
@@ -708,13 +568,11 @@ def convert_notebook(nb, stem: str, book: Book):
         left = find_myst(cell.source)
         if left:
             raise ConversionError(f"{stem}.ipynb, cell {i}: MyST markup reached the reader notebook: {'; '.join(left)}")
-    note = (f"*This is the reader notebook of {book.titles.get(chapter.docname, stem)} of "
-            f"[How neural networks are trained]({book.site_url}), made from "
-            f"[`notebooks/{stem}.ipynb`]({book.file_url(f'notebooks/{stem}.ipynb')}) for Colab and Jupyter. "
+    title = book.titles.get(chapter.docname, stem)
+    note = (f"*This is the reader notebook of {title} of [How neural networks are trained]({book.site_url}), made "
+            f"from [`notebooks/{stem}.ipynb`]({book.file_url(f'notebooks/{stem}.ipynb')}) for Colab and Jupyter. "
             f"The first code cell installs what the chapter needs in Colab and does nothing elsewhere; the "
             f"[chapter on the site]({book.page_url(chapter.docname)}) has the same text and outputs.*")
-    import nbformat
-
     first_md = next((i for i, c in enumerate(reader.cells) if c.cell_type == "markdown"), -1)
     reader.cells.insert(first_md + 1, nbformat.v4.new_markdown_cell(note, metadata={"tags": ["reader-note"]}))
     reader.metadata.setdefault("course_book", {})
@@ -724,39 +582,52 @@ def convert_notebook(nb, stem: str, book: Book):
     return reader
 
 
-def write_reader_notebooks(sources: list[Path], out: Path, root: Path = ROOT) -> list[Path]:
-    """Convert the chapters ``sources`` (.ipynb or .py paths) into ``out``; returns the files written."""
+def write_reader_notebooks(book: Book, sources: list[Path], out: Path) -> list[Path]:
+    """Convert the chapters ``sources`` (.ipynb paths) into ``out``; returns the files written."""
     import nbformat
 
-    sources = [Path(s).with_suffix(".ipynb") for s in sources]
-    missing = [s for s in sources if not s.is_file()]
-    if missing:
-        raise ConversionError(f"no such notebook: {', '.join(map(str, missing))}")
-    book, notebooks = build_book(sources, root)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for path, nb in notebooks.items():
-        reader = convert_notebook(nb, path.stem, book)
+    for path in sources:
+        nb = nbformat.read(path, as_version=4)
+        reader = convert_notebook(nb, Path(path).stem, book)
         nbformat.validate(reader)
-        dest = out / path.name
+        dest = out / Path(path).name
         nbformat.write(reader, dest)
         written.append(dest)
     return written
 
 
+def build_site(root: Path, out: Path) -> Path:
+    """Build the site of the checkout ``root`` into ``out`` (its stored outputs, nothing executed) and return
+    the folder where the build wrote the reader notebooks. Raises ConversionError when the build fails."""
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb)] if jb.exists() else [sys.executable, "-m", "jupyter_book"]
+    result = subprocess.run([*cmd, "build", str(root), "--path-output", str(out)], capture_output=True, text=True)
+    readers = out / "_build" / "html" / READERS_IN_SITE
+    if result.returncode != 0 or not readers.is_dir():
+        raise ConversionError(f"the site build of {root} failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    return readers
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the chapters' reader notebooks (Markdown without MyST).")
-    parser.add_argument("notebooks", nargs="*", type=Path, help="chapters to convert (default: every notebooks/NN_*.ipynb)")
+    parser = argparse.ArgumentParser(description="Write the chapters' reader notebooks (Markdown without MyST), "
+                                                 "from a site build of this checkout.")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="chapters to copy (default: every chapter)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the reader notebooks")
     args = parser.parse_args(argv)
-    sources = args.notebooks or sorted((ROOT / "notebooks").glob(NOTEBOOK_GLOB))
-    try:
-        written = write_reader_notebooks(sources, args.out)
-    except (ConversionError, OSError) as exc:
-        print(f"reader notebooks: {exc}", file=sys.stderr)
-        return 1
-    for path in written:
-        print(path)
+    wanted = {p.stem for p in args.notebooks}
+    with tempfile.TemporaryDirectory(prefix="reader-notebooks-") as tmp:
+        try:
+            readers = build_site(ROOT, Path(tmp))
+        except ConversionError as exc:
+            print(f"reader notebooks: {exc}", file=sys.stderr)
+            return 1
+        args.out.mkdir(parents=True, exist_ok=True)
+        for path in layout.chapter_sources(ROOT, ".ipynb"):
+            if (not wanted or path.stem in wanted) and (readers / path.name).exists():
+                shutil.copy2(readers / path.name, args.out / path.name)
+                print(args.out / path.name)
     return 0
 
 
