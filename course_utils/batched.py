@@ -37,13 +37,15 @@ The pieces, each usable alone:
   ``training.make_loader(X_k, y_k, batch_size, seed=seeds[k])`` over successive epochs (or, with
   ``order="randperm"``, of ``torch.randperm(n, generator=torch.Generator().manual_seed(seeds[k]))``
   split into batches each epoch), with optional per-member data subsets; one ``index_select`` per
-  step, no per-example Python.
+  step, no per-example Python. :func:`epoch_orders` gives those orders as index tensors.
 - :func:`optimizer` (a :class:`MemberOptimizer`): a ``torch.optim`` optimizer over the stacked
   parameters. Only optimizers that act on each coordinate separately (SGD with or without
   (Nesterov) momentum, Adam, AdamW, Adamax, NAdam, RAdam, RMSprop, Adagrad, Adadelta, Rprop, ASGD)
   are accepted: on stacked parameters they give every member its own update. LBFGS, Adafactor,
   Muon and SparseAdam couple coordinates and are refused. ``lr`` may be one value per member (a
-  learning-rate grid; not for ASGD, whose per-tensor state depends on the rate).
+  learning-rate grid; not for ASGD, whose per-tensor state depends on the rate), computed
+  exactly (``rates="exact"``, one optimizer pass per distinct rate) or at the cost of one pass
+  (``rates="scaled"``).
 - :func:`fit` / :class:`Trainer`: per-member history, optional per-member early stopping
   (``patience`` on a monitored metric, or ``stop_when``), per-member gradient clipping, and what
   happens to a member whose loss is not finite (``on_divergence``). A stopped member's parameters,
@@ -63,9 +65,16 @@ parameters receive exactly the gradient of member k's loss; every batched layer 
 member from its own slice; the accepted optimizers are elementwise, so one ``step()`` on the
 stacked parameters is every member's own step. With several learning rates the optimizer steps
 once per distinct rate from the same parameters and state, and each member keeps the pass at its
-own rate. A NaN or inf in one member therefore never reaches another, and a member's numbers do
-not depend on which other members train beside it (tested bitwise with the same number of
-members).
+own rate (``rates="exact"``), or, cheaper, steps once at the largest rate and moves each member
+its rate's share of the way (``rates="scaled"``, exact up to about one rounding per step). A NaN
+or inf in one member therefore never reaches another, and with ``rates="exact"`` a member's
+numbers do not depend on which other members train beside it (tested bitwise with the same
+number of members).
+
+Why one module (about 1,200 lines): the stacked model, the loader, the optimizer and the trainer
+share one convention (the member axis first, members stopped through ``Stack.active``), and a
+chapter uses them together; :func:`epoch_orders` is the one place that knows how
+``training.make_loader`` draws its order.
 
 Not supported: dropout and other random layers (their masks could not be a separate run's), tied
 parameters, optimizers that couple coordinates, clipping by the global norm over all members
@@ -98,6 +107,8 @@ __all__ = [
     "predict",
     "ELEMENTWISE_OPTIMIZERS",
     "PER_MEMBER_RATE_OPTIMIZERS",
+    "SCALED_RATE_OPTIMIZERS",
+    "epoch_orders",
 ]
 
 # Optimizers whose update of a coordinate depends only on that coordinate's gradient, value and state.
@@ -108,6 +119,8 @@ ELEMENTWISE_OPTIMIZERS = tuple(
 )
 # ... whose state shared by a whole tensor (a step count) does not depend on the learning rate.
 PER_MEMBER_RATE_OPTIMIZERS = tuple(c for c in ELEMENTWISE_OPTIMIZERS if c.__name__ != "ASGD")
+# ... whose step is proportional to the rate and whose state does not depend on it (rates="scaled").
+SCALED_RATE_OPTIMIZERS = tuple(c for c in ELEMENTWISE_OPTIMIZERS if c.__name__ not in ("Rprop", "ASGD"))
 _COUPLING = {
     "LBFGS": "it searches along a direction over all coordinates at once (a line search on one loss)",
     "Adafactor": "it factors the second moment of a matrix into row and column statistics",
@@ -591,6 +604,37 @@ def _member_data(X, y, S: int, where: str):
     return X, y, None
 
 
+def _draw_epoch(g: torch.Generator, n: int, order: str, shuffle: bool) -> torch.Tensor:
+    """One epoch's order of n examples from generator g, drawing what the epoch's loader draws."""
+    if order == "make_loader":
+        torch.empty((), dtype=torch.int64).random_(generator=g)  # the DataLoader iterator's base seed
+    if not shuffle:
+        return torch.arange(n)
+    perm = torch.randperm(n, generator=g)
+    if order == "make_loader":
+        torch.randperm(n, generator=g)  # RandomSampler's second permutation, for its (empty) remainder
+    return perm
+
+
+def epoch_orders(n: int, seed: int, num_epochs: int, order: str = "make_loader") -> torch.Tensor:
+    """The order in which a seeded loader visits ``n`` examples in each of ``num_epochs`` epochs:
+    an int64 tensor (num_epochs, n), row e the indices of epoch e + 1.
+
+    ``order="make_loader"``: the order of ``training.make_loader(X, y, batch_size, seed=seed)``
+    iterated epoch after epoch (any batch size; per epoch its DataLoader draws the iterator's
+    base seed, the permutation, and the sampler's closing second permutation, all from one
+    ``torch.Generator().manual_seed(seed)``). ``order="randperm"``: each epoch
+    ``torch.randperm(n, generator=g)`` from one generator seeded with ``seed``.
+    """
+    n = validation.positive_int("epoch_orders: n", n)
+    seed = validation.seed("epoch_orders: seed", seed)
+    num_epochs = validation.positive_int("epoch_orders: num_epochs", num_epochs)
+    if order not in ("make_loader", "randperm"):
+        raise ValueError(f"epoch_orders: order must be 'make_loader' or 'randperm', got {order!r}")
+    g = torch.Generator().manual_seed(seed)
+    return torch.stack([_draw_epoch(g, n, order, True) for _ in range(num_epochs)])
+
+
 class Loader:
     """Minibatches for ``S`` members at once: ``for xb, yb in loader`` gives ``xb`` of shape
     ``(S, B, ...)`` and ``yb`` of shape ``(S, B)``, one epoch per ``for`` loop.
@@ -655,17 +699,7 @@ class Loader:
 
     def epoch_order(self) -> torch.Tensor:
         """The next epoch's order, (S, n) positions into each member's data (advances the generators)."""
-        n, rows = self.n, []
-        for g in self._generators:
-            if self.order == "make_loader":
-                torch.empty((), dtype=torch.int64).random_(generator=g)  # the DataLoader iterator's base seed
-            if not self.shuffle:
-                rows.append(torch.arange(n))
-                continue
-            rows.append(torch.randperm(n, generator=g))
-            if self.order == "make_loader":
-                torch.randperm(n, generator=g)  # RandomSampler draws a second permutation for its (empty) remainder
-        return torch.stack(rows)
+        return torch.stack([_draw_epoch(g, self.n, self.order, self.shuffle) for g in self._generators])
 
     def __iter__(self):
         order = self.epoch_order()
@@ -679,7 +713,7 @@ class Loader:
 
 
 # --------------------------------------------------------------------------- optimizer
-def _check_optimizer_class(cls, per_member_lr: bool):
+def _check_optimizer_class(cls, per_member_lr: bool, rates: str = "exact"):
     name = getattr(cls, "__name__", repr(cls))
     if name in _COUPLING:
         raise ValueError(f"batched: torch.optim.{name} cannot train stacked members because {_COUPLING[name]}, "
@@ -693,20 +727,33 @@ def _check_optimizer_class(cls, per_member_lr: bool):
         raise ValueError(f"batched: {name} keeps rate-dependent state per tensor (not per coordinate), so members "
                          f"cannot have different rates; give one lr, or use one of "
                          f"{', '.join(c.__name__ for c in PER_MEMBER_RATE_OPTIMIZERS)}")
+    if per_member_lr and rates == "scaled" and cls not in SCALED_RATE_OPTIMIZERS:
+        raise ValueError(f"batched: {name}'s state depends on the learning rate, so rates='scaled' cannot give members "
+                         f"different rates; use rates='exact'")
 
 
 class MemberOptimizer:
     """A ``torch.optim`` optimizer over a :class:`Stack`'s parameters, with a learning rate per
     member and per-member stopping. Build it with :func:`optimizer`, or wrap an optimizer that
     was built on ``net.stacked_parameters()`` with ``MemberOptimizer(net, torch_optimizer)``
-    (``lr``: None for the groups' own rates, or one rate per member).
+    (``lr``: None for the groups' own rates, or one rate per member; ``rates``: see below).
 
     How a step gives every member its own update: the accepted optimizers act on each coordinate
     separately, so one ``step()`` on the stacked parameters is every member's own step. With
-    several rates, the inner optimizer steps once per distinct rate of the members that train,
-    each time from the same parameters and state, and every member keeps the result of the pass
-    at its own rate (bitwise what the optimizer computes at that rate). A stopped member keeps its
-    parameters and state. With one rate and no stopped member a step is one plain ``step()``.
+    several rates:
+
+    - ``rates="exact"`` (the default): the inner optimizer steps once per distinct rate of the
+      members that train, each time from the same parameters and state, and every member keeps
+      the pass at its own rate: bitwise what the optimizer computes at that rate. A step costs
+      one optimizer step per distinct rate, plus copies.
+    - ``rates="scaled"``: one step at the largest rate, after which member k's parameters are
+      moved ``lr_k / lr_max`` of the way from where they were (``torch.lerp``). The accepted
+      optimizers' steps are proportional to the rate and their state does not depend on it, so
+      this is member k's own step up to about one rounding of each parameter per step (members
+      at the largest rate are exact). About the cost of one step; not for Rprop and ASGD.
+
+    A stopped member keeps its parameters and state (and its buffers, see :meth:`Stack.stop`).
+    With one rate and no stopped member a step is one plain ``step()``.
 
     ``opt.optimizer`` is the inner ``torch.optim`` optimizer; ``opt.lr`` the members' rates
     (NumPy array). A learning-rate scheduler on ``opt.optimizer`` scales every member's rate by
@@ -714,14 +761,17 @@ class MemberOptimizer:
     ``load_state_dict`` and ``param_groups`` work as usual.
     """
 
-    def __init__(self, net: Stack, inner: torch.optim.Optimizer, lr=None):
+    def __init__(self, net: Stack, inner: torch.optim.Optimizer, lr=None, rates: str = "exact"):
         if not isinstance(net, Stack):
             raise TypeError(f"MemberOptimizer: net must be a batched.Stack (from batched.stack), got {type(net).__name__}")
         if not isinstance(inner, torch.optim.Optimizer):
             raise TypeError(f"MemberOptimizer: expected a torch.optim optimizer, got {type(inner).__name__}")
+        if rates not in ("exact", "scaled"):
+            raise ValueError(f"MemberOptimizer: rates must be 'exact' or 'scaled', got {rates!r}")
         S = net.num_members
-        rates = None if lr is None else _member_rates(lr, S, "MemberOptimizer")
-        _check_optimizer_class(type(inner), rates is not None and len(set(rates)) > 1)
+        member_rates = None if lr is None else _member_rates(lr, S, "MemberOptimizer")
+        grid = member_rates is not None and len(set(member_rates)) > 1
+        _check_optimizer_class(type(inner), grid, rates)
         stacked = {id(p) for p in net.module.parameters()}
         for group in inner.param_groups:
             for p in group["params"]:
@@ -730,9 +780,13 @@ class MemberOptimizer:
                                      "model's; build it on net.stacked_parameters()")
                 if p.ndim == 0 or p.shape[0] != S:
                     raise ValueError(f"MemberOptimizer: a parameter of shape {tuple(p.shape)} has no member axis of size {S}")
-        self.net, self.optimizer = net, inner
-        self._rates = rates  # None: every member at its groups' rates
+        self.net, self.optimizer, self.rates = net, inner, rates
+        self._rates = member_rates if grid else None  # None: every member at its groups' (common) rate
+        if member_rates is not None and not grid:
+            for g in inner.param_groups:
+                g["lr"] = member_rates[0]
         self._initial = [g["lr"] for g in inner.param_groups]
+        self._masks = {}
 
     @property
     def param_groups(self):
@@ -759,46 +813,43 @@ class MemberOptimizer:
     def load_state_dict(self, state):
         self.optimizer.load_state_dict(state)
 
+    # -- the parameters and their state as flat lists
     def _params(self):
         return [p for g in self.optimizer.param_groups for p in g["params"]]
 
-    def _save(self, params):
-        return [(p.detach().clone(), {k: (v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v))
-                                      for k, v in self.optimizer.state.get(p, {}).items()}) for p in params]
+    def _tensors(self, params):
+        """(per-member tensors, shared tensors, signature): the parameters and the state tensors
+        with their shape (a leading member axis), the other state tensors (step counts), and the
+        layout, which changes only when the optimizer creates its state."""
+        member, shared, signature = list(params), [], []
+        for p in params:
+            state = self.optimizer.state.get(p, {})
+            signature.append(tuple(state))
+            for v in state.values():
+                if isinstance(v, torch.Tensor):
+                    (member if v.shape == p.shape else shared).append(v)
+                elif not isinstance(v, (int, float)):
+                    signature.append(id(v))
+        return member, shared, signature
 
-    def _load(self, params, saved):
-        for p, (value, state) in zip(params, saved):
-            p.copy_(value)
-            current = self.optimizer.state.get(p)
-            if not state:
-                self.optimizer.state.pop(p, None)
-                continue
-            if current is None:
-                current = self.optimizer.state[p] = {}
-            for key in list(current):
-                if key not in state:
-                    del current[key]
-            for key, v in state.items():
-                if isinstance(v, torch.Tensor) and isinstance(current.get(key), torch.Tensor) \
-                        and current[key].shape == v.shape and current[key].dtype == v.dtype:
-                    current[key].copy_(v)
-                else:
-                    current[key] = v.clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+    def _passes(self, active: torch.Tensor):
+        """[(rate or None, bool mask of its members)] for the members that train."""
+        if self._rates is None:
+            return [(None, active)] if bool(active.any()) else []
+        by_rate = {}
+        for k in torch.nonzero(active).flatten().tolist():
+            by_rate.setdefault(self._rates[k], []).append(k)
+        out = []
+        for rate, ks in by_rate.items():
+            mask = torch.zeros_like(active)
+            mask[ks] = True
+            out.append((rate, mask))
+        return out
 
-    @staticmethod
-    def _take(params, state_of, into, idx):
-        """Copy the members ``idx`` of the parameters and their per-coordinate state into ``into``."""
-        for p, (value, state) in zip(params, into):
-            value.index_copy_(0, idx, p.detach().index_select(0, idx))
-            for key, v in state_of(p).items():
-                if not isinstance(v, torch.Tensor):
-                    state[key] = copy.deepcopy(v)
-                elif v.shape == p.shape:
-                    if key not in state or state[key].shape != v.shape:
-                        state[key] = torch.zeros_like(v)  # created by this step: a stopped member holds zeros
-                    state[key].index_copy_(0, idx, v.detach().index_select(0, idx))
-                else:  # shared scalars such as the step count: the same in every pass
-                    state[key] = v.detach().clone()
+    def _set_rate(self, rate, lrs):
+        if rate is not None:
+            for g, lr0, init in zip(self.optimizer.param_groups, lrs, self._initial):
+                g["lr"] = self._rate(rate, lr0, init)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -806,40 +857,209 @@ class MemberOptimizer:
             raise ValueError("MemberOptimizer.step: a closure (re-evaluating one loss) would mix the members; "
                              "compute the losses, call backward, then step()")
         active = self.net.active.cpu()
-        groups = self.optimizer.param_groups
-        if self._rates is None:
-            passes = [(None, torch.nonzero(active).flatten())]
-        else:
-            by_rate = {}
-            for k in torch.nonzero(active).flatten().tolist():
-                by_rate.setdefault(self._rates[k], []).append(k)
-            passes = [(r, torch.tensor(ks)) for r, ks in by_rate.items()]
-        if not passes or len(passes[0][1]) == 0:
-            return None  # every member stopped
-        single = len(passes) == 1 and bool(active.all())
-        params = self._params()
-        lrs = [g["lr"] for g in groups]
-        saved = None if single else self._save(params)
-        result = None if single else self._save(params)
+        passes = self._passes(active)
+        lrs = [g["lr"] for g in self.optimizer.param_groups]
         try:
-            for i, (rate, idx) in enumerate(passes):
-                if i > 0:
-                    self._load(params, saved)
-                if rate is not None:
-                    for g, lr0, init in zip(groups, lrs, self._initial):
-                        g["lr"] = self._rate(rate, lr0, init)
+            if not passes:
+                pass  # every member stopped
+            elif len(passes) == 1 and bool(active.all()):
+                self._set_rate(passes[0][0], lrs)
                 self.optimizer.step()
-                if not single:
-                    device = params[0].device if params else torch.device("cpu")
-                    self._take(params, lambda p: self.optimizer.state.get(p, {}), result, idx.to(device))
+            elif self.rates == "scaled":
+                self._scaled_step(passes, active, lrs)
+            else:
+                self._exact_step(passes, lrs)
         finally:
-            for g, lr0 in zip(groups, lrs):
+            for g, lr0 in zip(self.optimizer.param_groups, lrs):
                 g["lr"] = lr0
-        if not single:
-            self._load(params, result)
         if self.net._frozen_buffers is not None:
             self.net._restore_buffers()
         return None
+
+    def _layout(self, member):
+        """A cached :class:`_Layout` of these tensors, or None when they cannot share one buffer."""
+        ids = tuple(map(id, member))
+        cached = getattr(self, "_cached_layout", None)
+        if cached is not None and cached.ids == ids:
+            return cached
+        layout = _Layout.build(member, self.net.num_members)
+        self._cached_layout = layout
+        return layout
+
+    def _exact_step(self, passes, lrs):
+        params = self._params()
+        member, shared, signature = self._tensors(params)
+        created = any(not self.optimizer.state.get(p) for p in params)
+        layout = None if created else self._layout(member)
+        if layout is None:
+            return self._exact_step_general(passes, lrs, params, member, shared, signature)
+        layout.snapshot()
+        saved_s = [t.clone() for t in shared]
+        for i, (rate, mask) in enumerate(passes):
+            if i > 0:
+                layout.restore()
+                if shared:
+                    torch._foreach_copy_(shared, saved_s)
+            self._set_rate(rate, lrs)
+            self.optimizer.step()
+            if i == 0:
+                if tuple(map(id, self._tensors(params)[0])) != layout.ids:
+                    raise RuntimeError(f"batched: {type(self.optimizer).__name__} replaced its state tensors during a "
+                                       f"step; MemberOptimizer expects them updated in place")
+                layout.results.copy_(layout.saved)
+            layout.merge(mask)
+        layout.write_results()
+
+    def _exact_step_general(self, passes, lrs, params, member, shared, signature):
+        """The exact step when the optimizer creates its state (the first step) or the tensors
+        differ in dtype or device: the same passes, with per-parameter copies."""
+        S = self.net.num_members
+        saved = _Flat(member, S)
+        saved_s = [t.clone() for t in shared]
+        before = None  # per-parameter state, kept when the optimizer may create state in this step
+        if len(passes) > 1 and any(not self.optimizer.state.get(p) for p in params):
+            before = {p: {k: v.clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+                          for k, v in self.optimizer.state.get(p, {}).items()} for p in params}
+        results = now = None
+        for i, (rate, mask) in enumerate(passes):
+            if i > 0 and before is None:
+                saved.copy_to(member)
+                if shared:
+                    torch._foreach_copy_(shared, saved_s)
+            elif i > 0:  # start again from the state as it was, some of it not yet created
+                saved.copy_to(params)
+                for p in params:
+                    if before[p]:
+                        self.optimizer.state[p] = {k: v.clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+                                                   for k, v in before[p].items()}
+                    else:
+                        self.optimizer.state.pop(p, None)
+            self._set_rate(rate, lrs)
+            self.optimizer.step()
+            if i == 0 or before is not None:
+                now, _, now_sig = self._tensors(params)
+            if i == 0:
+                if now_sig == signature:
+                    before = None
+                    results = saved.clone()
+                else:  # members outside every pass (stopped) keep what they had; state created now: zeros
+                    old = {id(t): v for t, v in zip(member, saved.views())}
+                    results = _Flat([old[id(t)] if id(t) in old else torch.zeros_like(t) for t in now], S)
+            results.merge(_Flat(now, S), mask)
+        results.copy_to(now)
+
+    def _scaled_step(self, passes, active, lrs):
+        params = self._params()
+        S = self.net.num_members
+        top = max(rate for rate, _ in passes) if self._rates is not None else None
+        member, _, signature = self._tensors(params)
+        stopped = not bool(active.all())
+        layout = None if stopped else _Layout.build(params, S) if getattr(self, "_param_layout", None) is None \
+            or self._param_layout.ids != tuple(map(id, params)) else self._param_layout
+        if layout is not None:  # the common case: every member trains
+            self._param_layout = layout
+            layout.snapshot()
+            self._set_rate(top, lrs)
+            self.optimizer.step()
+            torch.cat(layout.rows, dim=1, out=layout.scratch)
+            torch.lerp(layout.saved, layout.scratch, self._weights(layout.saved, top), out=layout.results)
+            layout.write_results()
+            return
+        saved = _Flat(member if stopped else params, S)
+        self._set_rate(top, lrs)
+        self.optimizer.step()
+        if self._rates is not None:
+            moved = _Flat(params, S)
+            old = _Flat(member[:len(params)], S, data=saved.data[:, :moved.data.shape[1]])
+            torch.lerp(old.data, moved.data, self._weights(moved.data, top), out=moved.data)
+            moved.copy_to(params)
+        if stopped:
+            now, _, now_sig = self._tensors(params)
+            if now_sig != signature:  # the state was created by this step: stopped members hold zeros
+                old = {id(t): v for t, v in zip(member, saved.views())}
+                saved = _Flat([old[id(t)] if id(t) in old else torch.zeros_like(t) for t in now], S)
+            current = _Flat(now, S)
+            current.merge(saved, ~active)
+            current.copy_to(now)
+
+    def _weights(self, like: torch.Tensor, top: float) -> torch.Tensor:
+        """lr_k / top per member as an (S, 1) tensor (1 for every member at the rate ``top``)."""
+        w = torch.tensor([r / top if top > 0 else 1.0 for r in self._rates], dtype=torch.float64)
+        return w.to(device=like.device, dtype=like.dtype).view(-1, 1)
+
+
+class _Layout:
+    """Contiguous tensors of one dtype and device with a leading member axis S, and three
+    (S, total) buffers: a snapshot, the merged results and scratch space. Built once and reused
+    while the optimizer keeps the same tensors, so a pass costs a few operations, not a few per
+    tensor."""
+
+    @classmethod
+    def build(cls, tensors, S: int):
+        if not tensors or any(not t.is_contiguous() for t in tensors):
+            return None
+        if len({(t.dtype, t.device) for t in tensors}) != 1:
+            return None
+        self = cls()
+        self.ids = tuple(map(id, tensors))
+        self.tensors = list(tensors)
+        self.rows = [t.detach().view(S, -1) for t in tensors]
+        total = sum(r.shape[1] for r in self.rows)
+        make = lambda: torch.empty(S, total, dtype=tensors[0].dtype, device=tensors[0].device)  # noqa: E731
+        self.saved, self.results, self.scratch = make(), make(), make()
+        self.saved_views = _Flat([], S, data=self.saved)._with_shapes([t.shape for t in tensors]).views()
+        self.results_views = _Flat([], S, data=self.results)._with_shapes([t.shape for t in tensors]).views()
+        return self
+
+    def snapshot(self) -> None:
+        torch.cat(self.rows, dim=1, out=self.saved)
+
+    def restore(self) -> None:
+        torch._foreach_copy_(self.tensors, self.saved_views)
+
+    def merge(self, members: torch.Tensor) -> None:
+        """results <- the current tensors for the members marked in ``members`` (bool, S)."""
+        torch.cat(self.rows, dim=1, out=self.scratch)
+        torch.where(members.to(self.results.device).view(-1, 1), self.scratch, self.results, out=self.results)
+
+    def write_results(self) -> None:
+        torch._foreach_copy_(self.tensors, self.results_views)
+
+
+class _Flat:
+    """Tensors with a leading member axis S laid side by side in one (S, total) tensor, so that a
+    copy, a merge or a lerp over all of them is one operation."""
+
+    def __init__(self, tensors, S: int, data: torch.Tensor | None = None):
+        self.shapes = [t.shape for t in tensors]
+        self.S = S
+        if data is None:
+            data = torch.cat([t.detach().reshape(S, -1) for t in tensors], dim=1) if tensors else torch.zeros(S, 0)
+        self.data = data
+
+    def clone(self) -> "_Flat":
+        return _Flat([], self.S, data=self.data.clone())._with_shapes(self.shapes)
+
+    def _with_shapes(self, shapes):
+        self.shapes = shapes
+        return self
+
+    def views(self) -> list[torch.Tensor]:
+        out, start = [], 0
+        for shape in self.shapes:
+            n = math.prod(shape[1:])
+            out.append(self.data[:, start:start + n].view(shape))
+            start += n
+        return out
+
+    def copy_to(self, tensors) -> None:
+        if tensors:
+            torch._foreach_copy_(list(tensors), self.views()[:len(tensors)])
+
+    def merge(self, other: "_Flat", members: torch.Tensor) -> None:
+        """Take the members marked in ``members`` (bool, S) from ``other``; the rest stays."""
+        mask = members.to(self.data.device).view(-1, 1)
+        torch.where(mask, other.data, self.data, out=self.data)
 
 
 def _member_rates(lr, S: int, where: str) -> list[float]:
@@ -850,34 +1070,34 @@ def _member_rates(lr, S: int, where: str) -> list[float]:
             for k, r in enumerate(arr)]
 
 
-def optimizer(net: Stack, optimizer_class, lr, **kwargs) -> MemberOptimizer:
+def optimizer(net: Stack, optimizer_class, lr, rates: str = "exact", **kwargs) -> MemberOptimizer:
     """``optimizer_class(net.stacked_parameters(), lr=..., **kwargs)`` for the stacked members.
 
     ``lr``: one learning rate for every member, or a sequence of ``S`` rates (a learning-rate
-    grid: member k trains at ``lr[k]``). ``kwargs`` go to the optimizer (momentum, nesterov,
-    betas, weight_decay, fused, ...). Refused: optimizers that couple coordinates (LBFGS,
-    Adafactor, Muon, SparseAdam) and, for a rate grid, ASGD (its rate-dependent state is one
-    number per tensor).
+    grid: member k trains at ``lr[k]``). ``rates``: "exact" (one optimizer pass per distinct
+    rate) or "scaled" (one pass; see :class:`MemberOptimizer`). ``kwargs`` go to the optimizer
+    (momentum, nesterov, betas, weight_decay, fused, ...). Refused: optimizers that couple
+    coordinates (LBFGS, Adafactor, Muon, SparseAdam) and, for a rate grid, ASGD (its
+    rate-dependent state is one number per tensor) and with ``rates="scaled"`` also Rprop.
     """
     if not isinstance(net, Stack):
         raise TypeError(f"optimizer: net must be a batched.Stack (from batched.stack), got {type(net).__name__}")
     if not isinstance(optimizer_class, type):
         raise TypeError(f"optimizer: optimizer_class must be a torch.optim class such as torch.optim.Adam, "
                         f"got {optimizer_class!r}")
-    rates = None
+    if rates not in ("exact", "scaled"):
+        raise ValueError(f"optimizer: rates must be 'exact' or 'scaled', got {rates!r}")
+    member_rates = None
     if isinstance(lr, (list, tuple, np.ndarray, torch.Tensor)):
-        rates = _member_rates(lr, net.num_members, "optimizer")
-        first = rates[0]
-        if len(set(rates)) == 1:
-            rates = None
-        lr = first if rates is None else max(rates)
+        member_rates = _member_rates(lr, net.num_members, "optimizer")
+        lr = max(member_rates)
     else:
         lr = validation.nonnegative_real("optimizer: lr", lr)
-    _check_optimizer_class(optimizer_class, rates is not None)
+    _check_optimizer_class(optimizer_class, member_rates is not None and len(set(member_rates)) > 1, rates)
     params = net.stacked_parameters()
     if not params:
         raise ValueError("optimizer: the stacked model has no trainable parameters (requires_grad=True)")
-    return MemberOptimizer(net, optimizer_class(params, lr=lr, **kwargs), rates)
+    return MemberOptimizer(net, optimizer_class(params, lr=lr, **kwargs), member_rates, rates=rates)
 
 
 # --------------------------------------------------------------------------- losses and clipping

@@ -611,3 +611,80 @@ def test_member_losses_match_each_members_own_loss():
             assert float(got[k]) == pytest.approx(float(loss_fn(out[k], y[k])), rel=1e-13)
     with pytest.raises(ValueError, match="leading"):
         batched.member_losses(out, y[:, :5])
+
+
+# --------------------------------------------------------------------------- rate grids: modes, stopping, orders
+def test_epoch_orders_are_make_loaders_and_the_randperm_loop():
+    X, y = blobs(n=37)
+    orders = batched.epoch_orders(37, 11, 3)
+    assert orders.shape == (3, 37) and orders.dtype == torch.int64
+    loader = training.make_loader(X, y, 5, seed=11)
+    for e in range(3):
+        visited = torch.cat([yb for _, yb in loader])
+        assert torch.equal(visited, y[orders[e]])
+    g = torch.Generator().manual_seed(11)
+    rand = batched.epoch_orders(37, 11, 2, order="randperm")
+    assert torch.equal(rand[0], torch.randperm(37, generator=g)) and torch.equal(rand[1], torch.randperm(37, generator=g))
+    with pytest.raises(ValueError, match="epoch_orders: n must be a positive integer"):
+        batched.epoch_orders(0, 1, 1)
+
+
+@pytest.mark.parametrize("name", ["SGD", "momentum", "Adam", "RMSprop"])
+def test_scaled_rates_equal_separate_runs_up_to_rounding(name):
+    X, y = blobs()
+    base = {"SGD": 0.1, "momentum": 0.05, "Adam": 1e-2, "RMSprop": 1e-3}[name]
+    rates = [base, base / 7, base * 3]
+    net = batched.stack([mlp(1) for _ in rates])
+    make = OPTIMIZERS[name]
+    opt = batched.MemberOptimizer(net, make(net.stacked_parameters()), lr=rates, rates="scaled")
+    batched.fit(net, batched.Loader(X, y, 25, [1, 1, 1]), optimizer=opt, num_epochs=2, progress=False)
+    for k, lr in enumerate(rates):
+        model, _ = separate_run(mlp(1), X, y, 25, 1, lambda p: make(p, lr=lr), 2)
+        assert_same_model(net.member(k), model)
+
+
+def test_rprop_rate_grid_is_exact_and_refused_when_scaled():
+    X, y = blobs()
+    rates = [0.01, 0.002]
+    net = batched.stack([mlp(0), mlp(1)])
+    opt = batched.optimizer(net, torch.optim.Rprop, lr=rates)
+    batched.fit(net, batched.Loader(X, y, 50, [0, 1]), optimizer=opt, num_epochs=2, progress=False)
+    for k, lr in enumerate(rates):
+        model, _ = separate_run(mlp(k), X, y, 50, k, lambda p: torch.optim.Rprop(p, lr=lr), 2)
+        assert_same_model(net.member(k), model)
+    with pytest.raises(ValueError, match="use rates='exact'"):
+        batched.optimizer(net, torch.optim.Rprop, lr=rates, rates="scaled")
+
+
+@pytest.mark.parametrize("rates", ["exact", "scaled"])
+def test_stopping_in_a_rate_grid_before_and_after_the_first_step(rates):
+    """A member stopped before any step keeps its start (and zeros in the optimizer's state); one
+    stopped later keeps its weights and state; the others are bitwise what they are without it."""
+    X, y = blobs()
+    lrs = [1e-2, 1e-3, 3e-2, 1e-2]
+
+    def run(stop_first=None, stop_later=None):
+        net = batched.stack([mlp(k) for k in range(4)])
+        opt = batched.optimizer(net, torch.optim.Adam, lr=lrs, rates=rates)
+        trainer = batched.Trainer(net, batched.Loader(X, y, 30, [0, 1, 2, 3]), opt)
+        if stop_first is not None:
+            net.stop(stop_first)
+        trainer.fit(1, progress=False)
+        if stop_later is not None:
+            net.stop(stop_later)
+        kept = net.member(stop_later) if stop_later is not None else None
+        moments = opt.optimizer.state[net.module[0].weight]["exp_avg"].clone()
+        trainer.fit(2, progress=False)
+        return net, opt, kept, moments
+
+    free, _, _, _ = run()
+    net, opt, kept, moments = run(stop_first=1, stop_later=2)
+    assert bitwise_equal(net.member(1), mlp(1))
+    state = opt.optimizer.state[net.module[0].weight]
+    assert not state["exp_avg"][1].any() and not state["exp_avg_sq"][1].any()
+    assert bitwise_equal(net.member(2), kept) and torch.equal(state["exp_avg"][2], moments[2])
+    for k in (0, 3):
+        if rates == "exact":
+            assert bitwise_equal(net.member(k), free.member(k))
+        else:  # the largest active rate changed from 3e-2 to 1e-2 after member 2 stopped
+            assert_same_model(net.member(k), free.member(k))
