@@ -8,21 +8,16 @@ imports something undeclared, or when an extra would replace what Colab ships.
 """
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
+from tools import colab_check as cc
 from tools import layout
 
 ROOT = layout.ROOT
-spec = importlib.util.spec_from_file_location("colab_check", ROOT / "tools" / "colab_check.py")
-cc = importlib.util.module_from_spec(spec)
-sys.modules.setdefault("colab_check", cc)
-spec.loader.exec_module(cc)
 
 OUTSIDE = "reaches outside the notebook's folder"
 

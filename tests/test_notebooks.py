@@ -7,6 +7,7 @@ from other code, a chapter missing from the table of contents, a stale statistic
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import jupytext
 import pytest

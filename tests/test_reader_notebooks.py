@@ -9,9 +9,7 @@ rendering, and unknown markup or broken references fail.
 from __future__ import annotations
 
 import html
-import importlib.util
 import re
-import sys
 import textwrap
 from pathlib import Path
 
@@ -19,13 +17,9 @@ import nbformat
 import pytest
 
 from tools import layout
+from tools import reader_notebooks as rn
 
 ROOT = layout.ROOT
-spec = importlib.util.spec_from_file_location("reader_notebooks", ROOT / "tools" / "reader_notebooks.py")
-rn = sys.modules.get("reader_notebooks") or importlib.util.module_from_spec(spec)
-if "reader_notebooks" not in sys.modules:
-    sys.modules["reader_notebooks"] = rn  # dataclasses look their module up there
-    spec.loader.exec_module(rn)
 
 SITE_INPUTS = ["notebooks", "book", "_config.yml", "_toc.yml", "tools/reader_notebooks.py", "tools/layout.py"]
 

@@ -373,13 +373,9 @@ sys.modules. This stand-in has nothing else: a chapter that calls into google.co
 def _reader_notebooks(root: Path, out: Path) -> Path:
     """Build the site of the checkout ``root`` into ``out``; the folder holding its reader notebooks (what
     Colab opens: tools/reader_notebooks.py, written by the site build)."""
-    import importlib.util
+    from tools import reader_notebooks
 
-    if "reader_notebooks" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("reader_notebooks", ROOT / "tools" / "reader_notebooks.py")
-        sys.modules["reader_notebooks"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules["reader_notebooks"])
-    return sys.modules["reader_notebooks"].build_site(root, out)
+    return reader_notebooks.build_site(root, out)
 
 
 def simulate(chapters: list[str], keep: bool, data_dir: Path | None) -> int:

@@ -11,8 +11,8 @@ whose hashes no longer match, ``tests/test_notebooks.py`` fails on one, and the 
   imports, lazy ones inside functions included) and the repository scripts it runs, as
   ``tools/imports.py`` reads them; each file's path and its code without docstrings and comments.
 
-So a docstring or comment edit re-executes nothing, and a change to ``course_utils/cli.py`` (the
-trainer's command line) marks stale only the notebooks that run it. Two exceptions keep the hashes
+So a docstring or comment edit re-executes nothing, and a change to ``course_utils/cli/`` (the trainer's
+command line) marks stale only the notebooks that run it. Two exceptions keep the hashes
 honest: a notebook that prints source or docstrings (``inspect.getsource``, ``getdoc``, ``help(``,
 ``__doc__``) depends on the full text of its cells and of the files it runs, and a module that reads
 docstrings itself is hashed with them.

@@ -17,7 +17,6 @@ the reference-list entry the site prints, rendered by pybtex's Markdown backend)
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -28,14 +27,12 @@ logger = logging.getLogger(__name__)
 
 
 def _tool(root):
-    """tools/reader_notebooks.py of the book being built."""
-    if "reader_notebooks" not in sys.modules:
-        path = Path(root) / "tools" / "reader_notebooks.py"
-        spec = importlib.util.spec_from_file_location("reader_notebooks", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["reader_notebooks"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["reader_notebooks"]
+    """tools/reader_notebooks.py of the book being built (the repository root is the Sphinx source folder)."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from tools import reader_notebooks
+
+    return reader_notebooks
 
 
 def _dotted(number) -> str | None:
