@@ -1,7 +1,7 @@
 """A feedforward classifier built from scratch on the chapter-1 engine, trained with the chapter-3 optimizers.
 
-Introduced in chapter 5 (backpropagation on Fashion-MNIST); ``train.py`` at the repository
-root is its command-line front end.
+Introduced in chapter 5.1 (backpropagation on Fashion-MNIST) and used by chapter 5.2 (the
+hyperparameter sweep); ``train.py`` at the repository root is its command-line front end.
 
 No automatic differentiation library is involved: the network is a graph of
 :mod:`course_utils.graph` nodes (``Linear`` layers, activations and a softmax loss), built once,
@@ -29,28 +29,45 @@ Conventions
   a non-positive ``batch_size`` raise a ``ValueError`` (``TypeError`` for a wrong type) naming the
   method and what it received.
 
+Several seeds at once
+---------------------
+:class:`BatchedNet` holds the networks of several seeds of one configuration as stacked arrays
+(a leading seed axis) and :func:`train_seeds` trains them together, one batched matrix product
+per layer and step, each seed with its own initial weights, minibatch order and (optionally)
+training set. Seed k ends exactly where ``train(FeedForwardNet(..., seed=k), ..., seed=k)`` ends
+(``tests/test_network_batched.py``); a seed that diverges or is stopped by the callback stops
+alone. It is the same graph, built with the engine's leading seed axis (:mod:`course_utils.graph`).
+
 Example::
 
     net = FeedForwardNet(784, [128, 128], 10, activation="relu", init="xavier", seed=0)
     history = train(net, X_train, y_train, X_val=X_val, y_val=y_val,
                     optimizer="adam", lr=1e-3, batch_size=64, num_epochs=5)
     acc = net.accuracy(X_test, y_test)
+
+    nets = BatchedNet(784, [128, 128], 10, seeds=[0, 1, 2])
+    history = train_seeds(nets, X_train, y_train, optimizer="adam", lr=1e-3)
+    accs = nets.accuracy(X_test, y_test)        # one per seed
+
+Why one module: the single network, its training loop and its batched twin share their rules
+(the layers' and losses' arithmetic, the loop, the argument checks), and the batched version is
+tested against the single one; side by side, a change to one is seen next to the other.
 """
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
-from . import graph, optim
+from . import graph, optim, validation
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "INITS", "OPTIMIZERS",
     "FeedForwardNet", "Standardizer", "make_optimizer", "train", "iterate_minibatches", "flops_per_example",
+    "cosine_lr", "BatchedNet", "train_seeds",
 ]
 
 ACTIVATIONS = {"identity": graph.Identity, "sigmoid": graph.Sigmoid, "tanh": graph.Tanh, "relu": graph.ReLU}
@@ -74,24 +91,6 @@ def _choice(kind: str, value: str, valid) -> str:
     if key not in valid:
         raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(repr(v) for v in valid)}")
     return key
-
-
-def _is_int(n) -> bool:
-    return isinstance(n, numbers.Integral) and not isinstance(n, (bool, np.bool_))
-
-
-def _positive_int(name: str, n) -> int:
-    if not _is_int(n) or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {n!r}")
-    return int(n)
-
-
-def _seed(name: str, seed, allow_none: bool = False):
-    if seed is None and allow_none:
-        return None
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"{name} must be a non-negative integer{' or None' if allow_none else ''}, got {seed!r}")
-    return int(seed)
 
 
 # --------------------------------------------------------------------------- the network
@@ -121,32 +120,39 @@ class FeedForwardNet:
         seed: int | None = 0,
         rng: np.random.Generator | None = None,
     ):
-        if _is_int(hidden_sizes):
+        self._configure(in_features, hidden_sizes, num_classes, activation, init, loss, weight_decay, dtype)
+        if rng is None:
+            rng = np.random.default_rng(validation.seed("seed", seed, allow_none=True))
+        elif not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+        self._build(rng)
+
+    def _configure(self, in_features, hidden_sizes, num_classes, activation, init, loss, weight_decay, dtype) -> None:
+        """Check the architecture and settings and store them (nothing is built yet)."""
+        if validation.is_int(hidden_sizes):
             hidden_sizes = [hidden_sizes]
         if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes, (Sequence, np.ndarray)):
             raise TypeError(f"hidden_sizes must be a list of positive integers (or one integer), got {hidden_sizes!r}")
         sizes = [in_features, *hidden_sizes, num_classes]
         for label, n in zip(["in_features", *[f"hidden_sizes[{i}]" for i in range(len(hidden_sizes))], "num_classes"], sizes):
-            _positive_int(label, n)
+            validation.positive_int(label, n)
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         self.activation = _choice("activation", activation, ACTIVATIONS)
         self.init = _choice("init", init, INITS)
         self.loss_name = _choice("loss", loss, LOSSES)
-        self.weight_decay = optim.check_nonnegative("weight_decay", weight_decay)
+        self.weight_decay = validation.nonnegative_real("weight_decay", weight_decay)
         try:
             self.dtype = np.dtype(dtype)
         except TypeError as exc:
             raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}") from exc
         if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
-        if rng is None:
-            rng = np.random.default_rng(_seed("seed", seed, allow_none=True))
-        elif not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
         self.sizes = [int(n) for n in sizes]
         self.hidden_sizes = self.sizes[1:-1]
 
+    def _build(self, rng) -> None:
+        """The graph: every layer's weights drawn from ``rng`` (a list of generators: one per seed)."""
         self.x = graph.Input("x")
         self.y = graph.Input("y")
         h: graph.Node = self.x
@@ -211,6 +217,9 @@ class FeedForwardNet:
         The training step's hot path: ``X`` and ``y`` go into the graph as they are, and the
         graph's nodes check them (shapes, an empty batch, integer labels in range; ``X`` of
         another dtype is converted by the first layer)."""
+        return float(self._loss_and_grads(X, y))
+
+    def _loss_and_grads(self, X, y):
         self.x.value = X
         self.y.value = y
         loss = graph.forward(self.loss)
@@ -219,7 +228,7 @@ class FeedForwardNet:
             for W, buf in zip(self._weights, self._scratch):
                 np.multiply(W.value, self.weight_decay, out=buf)
                 W.grad += buf
-        return float(loss)
+        return loss
 
     def objective(self, X, y) -> float:
         """Data loss + L2 penalty on a batch (what :meth:`loss_and_grads` differentiates)."""
@@ -231,7 +240,7 @@ class FeedForwardNet:
     # --- inference
     def _logits(self, X, batch_size, where: str) -> np.ndarray:
         X = self._check_X(X, where)
-        batch_size = _positive_int(f"{where}: batch_size", batch_size)
+        batch_size = validation.positive_int(f"{where}: batch_size", batch_size)
         out = np.empty((len(X), self.sizes[-1]), dtype=self.dtype)
         for start in range(0, len(X), batch_size):
             self.x.value = X[start:start + batch_size]
@@ -246,13 +255,13 @@ class FeedForwardNet:
     def predict_proba(self, X, batch_size: int = 4096) -> np.ndarray:
         """Softmax probabilities (float64) for every row of ``X``; each row sums to 1."""
         z = self._logits(X, batch_size, "predict_proba").astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
+        z -= z.max(axis=-1, keepdims=True)
         e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return e / e.sum(axis=-1, keepdims=True)
 
     def predict(self, X, batch_size: int = 4096) -> np.ndarray:
         """Predicted class ids, shape ``(len(X),)``."""
-        return self._logits(X, batch_size, "predict").argmax(axis=1)
+        return self._logits(X, batch_size, "predict").argmax(axis=-1)
 
     def evaluate(self, X, y, batch_size: int = 4096) -> tuple[float, float]:
         """(mean data loss, accuracy) over ``X, y`` (at least one example), ``batch_size`` rows at a time."""
@@ -265,7 +274,7 @@ class FeedForwardNet:
     def _evaluate(self, X, y, batch_size, where: str) -> tuple[float, float]:
         X = self._check_X(X, where)
         y = self._check_y(X, y, where)
-        batch_size = _positive_int(f"{where}: batch_size", batch_size)
+        batch_size = validation.positive_int(f"{where}: batch_size", batch_size)
         total, correct = 0.0, 0
         for start in range(0, len(X), batch_size):
             xb, yb = X[start:start + batch_size], y[start:start + batch_size]
@@ -285,28 +294,33 @@ class FeedForwardNet:
         Every pair is checked (shape, real finite numbers) before anything is copied: a bad
         pair raises and leaves all layers as they were.
         """
-        weights = list(weights)
-        if len(weights) != len(self.layers):
-            raise ValueError(f"set_weights: got {len(weights)} (W, b) pairs for {len(self.layers)} layers")
-        checked = []
-        for i, (layer, pair) in enumerate(zip(self.layers, weights)):
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise ValueError(f"set_weights: weights[{i}] must be a (W, b) pair for layer {layer.name!r}, "
-                                 f"got {type(pair).__name__}")
-            W, b = np.asarray(pair[0]), np.asarray(pair[1])
-            if W.shape != layer.W.value.shape or b.shape != layer.b.value.shape:
-                raise ValueError(f"set_weights: layer {layer.name!r}: expected W {layer.W.value.shape} and "
-                                 f"b {layer.b.value.shape}, got {W.shape} and {b.shape}")
-            for label, arr in (("W", W), ("b", b)):
-                if arr.dtype.kind not in "biuf":
-                    raise TypeError(f"set_weights: layer {layer.name!r}: {label} must hold real numbers, "
-                                    f"got dtype {arr.dtype}")
-                if not np.isfinite(arr).all():
-                    raise ValueError(f"set_weights: layer {layer.name!r}: {label} contains NaN or infinity")
-            checked.append((layer, W, b))
-        for layer, W, b in checked:
+        for layer, W, b in self._checked_weights(weights, [(layer.W.value.shape, layer.b.value.shape)
+                                                           for layer in self.layers]):
             layer.W.value[...] = W
             layer.b.value[...] = b
+
+    def _checked_weights(self, weights, shapes, where: str = "set_weights") -> list:
+        """(layer, W, b) for every (W, b) pair, each checked against ``shapes`` (shape, real finite numbers)."""
+        weights = list(weights)
+        if len(weights) != len(self.layers):
+            raise ValueError(f"{where}: got {len(weights)} (W, b) pairs for {len(self.layers)} layers")
+        checked = []
+        for i, (layer, pair, (W_shape, b_shape)) in enumerate(zip(self.layers, weights, shapes)):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(f"{where}: weights[{i}] must be a (W, b) pair for layer {layer.name!r}, "
+                                 f"got {type(pair).__name__}")
+            W, b = np.asarray(pair[0]), np.asarray(pair[1])
+            if W.shape != W_shape or b.shape != b_shape:
+                raise ValueError(f"{where}: layer {layer.name!r}: expected W {W_shape} and "
+                                 f"b {b_shape}, got {W.shape} and {b.shape}")
+            for label, arr in (("W", W), ("b", b)):
+                if arr.dtype.kind not in "biuf":
+                    raise TypeError(f"{where}: layer {layer.name!r}: {label} must hold real numbers, "
+                                    f"got dtype {arr.dtype}")
+                if not np.isfinite(arr).all():
+                    raise ValueError(f"{where}: layer {layer.name!r}: {label} contains NaN or infinity")
+            checked.append((layer, W, b))
+        return checked
 
 
 def flops_per_example(sizes: Sequence[int], train: bool = True) -> int:
@@ -319,7 +333,7 @@ def flops_per_example(sizes: Sequence[int], train: bool = True) -> int:
     """
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)) or len(sizes) < 2:
         raise ValueError(f"flops_per_example: sizes must list at least two layer widths (input first), got {sizes!r}")
-    sizes = [_positive_int(f"flops_per_example: sizes[{i}]", n) for i, n in enumerate(sizes)]
+    sizes = [validation.positive_int(f"flops_per_example: sizes[{i}]", n) for i, n in enumerate(sizes)]
     pairs = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
     fwd = 2 * sum(pairs)
     if not train:
@@ -413,8 +427,8 @@ def iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator):
     ``n`` and ``batch_size`` are positive integers and ``rng`` a ``numpy.random.Generator``;
     bad arguments raise here, at the call, not at the first ``next()``.
     """
-    n = _positive_int("iterate_minibatches: n (the number of examples)", n)
-    batch_size = _positive_int("iterate_minibatches: batch_size", batch_size)
+    n = validation.positive_int("iterate_minibatches: n (the number of examples)", n)
+    batch_size = validation.positive_int("iterate_minibatches: batch_size", batch_size)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"iterate_minibatches: rng must be a numpy.random.Generator, got {type(rng).__name__}")
     return _minibatches(rng.permutation(n), batch_size)
@@ -423,6 +437,64 @@ def iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator):
 def _minibatches(perm: np.ndarray, batch_size: int):
     for start in range(0, len(perm), batch_size):
         yield perm[start:start + batch_size]
+
+
+def cosine_lr(lr: float, step: int, total_steps: int) -> float:
+    """The cosine schedule without restarts: ``lr * (1 + cos(pi * step / total_steps)) / 2``,
+    from ``lr`` at step 0 down to 0 at ``total_steps``."""
+    return lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+
+
+@dataclass
+class _Run:
+    """The checked data and loop settings of a training run (what :func:`train` and
+    :func:`train_seeds` share)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    X_val: np.ndarray | None
+    y_val: np.ndarray | None
+    batch_size: int
+    num_epochs: int
+    schedule: str
+    callback: Callable | None
+
+
+def _check_run(net: FeedForwardNet, X_train, y_train, X_val, y_val, batch_size, num_epochs, schedule,
+               callback, where: str) -> _Run:
+    """Every argument of a training run checked (and converted) before the first step."""
+    X_train = net._check_X(X_train, f"{where} (X_train)")
+    y_train = net._check_y(X_train, y_train, f"{where} (y_train)")
+    if (X_val is None) != (y_val is None):
+        raise ValueError(f"{where}: pass X_val and y_val together (one of them is None)")
+    if X_val is not None:
+        X_val = net._check_X(X_val, f"{where} (X_val)")
+        y_val = net._check_y(X_val, y_val, f"{where} (y_val)")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"{where}: callback must be callable as callback(epoch, row), got {type(callback).__name__}")
+    return _Run(X_train, y_train, X_val, y_val, validation.positive_int("batch_size", batch_size),
+                validation.positive_int("num_epochs", num_epochs), _choice("schedule", schedule, SCHEDULES), callback)
+
+
+def _checked_optimizer(net: FeedForwardNet, optimizer, lr, optimizer_kwargs) -> tuple[optim.Optimizer, float]:
+    """The optimizer over ``net``'s parameter arrays (built from a name, or checked) and its peak rate."""
+    values = [p.value for p in net.params]
+    if not isinstance(optimizer, optim.Optimizer):
+        return make_optimizer(optimizer, values, lr, **(optimizer_kwargs or {})), lr
+    if optimizer_kwargs:
+        raise ValueError("train: optimizer_kwargs apply only when optimizer is a name; "
+                         "set the hyperparameters on the optimizer object instead")
+    if len(optimizer.params) != len(values) or any(a is not b for a, b in zip(optimizer.params, values)):
+        raise ValueError("train: the optimizer must update this network's parameter arrays, "
+                         "[p.value for p in net.params] in that order; build it from them")
+    return optimizer, optimizer.lr
+
+
+def _progress_bar(total: int, progress: bool, desc: str | None):
+    """A one-line tqdm.auto bar over the epochs that stays, complete, when training ends."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc or "training", disable=not progress, leave=True)
 
 
 def train(
@@ -439,96 +511,289 @@ def train(
     schedule: str = "constant",
     seed: int = 0,
     optimizer_kwargs: dict | None = None,
-    callback: Callable[[int, dict], None] | None = None,
+    callback: Callable[[int, dict], bool | None] | None = None,
     progress: bool = False,
     desc: str | None = None,
 ):
     """Minibatch training of ``net``; returns a pandas DataFrame with one row per epoch.
 
-    Columns: ``epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds``. The training
-    metrics are averaged over the examples of the epoch while the weights change (as in
+    Columns: ``epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds, diverged``. The
+    training metrics are averaged over the examples of the epoch while the weights change (as in
     ``course_utils.training.fit``), the validation metrics are measured after the epoch (NaN
     without validation data); ``lr`` is the learning rate of the epoch's last step and
     ``seconds`` the epoch's wall time (it varies from run to run: never print it as a result).
 
-    ``schedule``: ``"constant"``, or ``"cosine"`` (the learning rate follows
-    lr * (1 + cos(pi * t / T)) / 2 over the T steps of the run, reaching 0 at the end).
-    ``optimizer`` is a name of :data:`OPTIMIZERS` (built with ``lr`` and ``optimizer_kwargs``)
-    or an :class:`course_utils.optim.Optimizer` over ``[p.value for p in net.params]`` (in that
-    order; its own ``lr`` is used, and ``optimizer_kwargs`` must then be None).
-    ``X_val`` and ``y_val`` come together. ``seed`` (a non-negative integer) fixes the minibatch order.
-    ``callback(epoch, row)`` is called after every epoch (an optuna pruner raises from it).
-    Every argument is checked before the first step. Training stops early, with a warning
-    row, when the loss becomes NaN or infinite; the history then has a column ``diverged``
-    set to True.
+    ``schedule``: ``"constant"``, or ``"cosine"`` (:func:`cosine_lr` over the T steps of the run,
+    reaching 0 at the end). ``optimizer`` is a name of :data:`OPTIMIZERS` (built with ``lr`` and
+    ``optimizer_kwargs``) or an :class:`course_utils.optim.Optimizer` over
+    ``[p.value for p in net.params]`` (in that order; its own ``lr`` is used, and
+    ``optimizer_kwargs`` must then be None). ``X_val`` and ``y_val`` come together. ``seed`` (a
+    non-negative integer) fixes the minibatch order. ``callback(epoch, row)`` is called after every
+    epoch: returning True stops training there (early stopping), and an exception it raises (an
+    optuna pruner's) ends the call. Every argument is checked before the first step. Training
+    stops early, with a row of NaN, when the loss becomes NaN or infinite; the history's column
+    ``diverged`` is then True.
     """
-    X_train = net._check_X(X_train, "train (X_train)")
-    y_train = net._check_y(X_train, y_train, "train (y_train)")
-    batch_size = _positive_int("batch_size", batch_size)
-    num_epochs = _positive_int("num_epochs", num_epochs)
-    seed = _seed("train: seed", seed)
-    schedule = _choice("schedule", schedule, SCHEDULES)
-    if (X_val is None) != (y_val is None):
-        raise ValueError("train: pass X_val and y_val together (one of them is None)")
-    has_val = X_val is not None
-    if has_val:
-        X_val = net._check_X(X_val, "train (X_val)")
-        y_val = net._check_y(X_val, y_val, "train (y_val)")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"train: callback must be callable as callback(epoch, row), got {type(callback).__name__}")
-    if isinstance(optimizer, optim.Optimizer):
-        if optimizer_kwargs:
-            raise ValueError("train: optimizer_kwargs apply only when optimizer is a name; "
-                             "set the hyperparameters on the optimizer object instead")
-        values = [p.value for p in net.params]
-        if len(optimizer.params) != len(values) or any(a is not b for a, b in zip(optimizer.params, values)):
-            raise ValueError("train: the optimizer must update this network's parameter arrays, "
-                             "[p.value for p in net.params] in that order; build it from them")
-        opt = optimizer
-        lr = opt.lr
-    else:
-        opt = make_optimizer(optimizer, [p.value for p in net.params], lr, **(optimizer_kwargs or {}))
+    run = _check_run(net, X_train, y_train, X_val, y_val, batch_size, num_epochs, schedule, callback, "train")
+    seed = validation.seed("train: seed", seed)
+    opt, lr = _checked_optimizer(net, optimizer, lr, optimizer_kwargs)
     import pandas as pd
-    from tqdm.auto import tqdm
 
     grads = [p.grad for p in net.params]
     rng = np.random.default_rng(seed)
-    n = len(X_train)
-    steps_per_epoch = math.ceil(n / batch_size)
-    total_steps = steps_per_epoch * num_epochs
-    step = 0
-    rows = []
-    diverged = False
-    with tqdm(total=num_epochs, desc=desc or "training", disable=not progress, leave=False) as bar:
-        for epoch in range(1, num_epochs + 1):
+    n = len(run.X)
+    total_steps = math.ceil(n / run.batch_size) * run.num_epochs
+    step, rows, diverged = 0, [], False
+    with _progress_bar(run.num_epochs, progress, desc) as bar:
+        for epoch in range(1, run.num_epochs + 1):
             t0 = time.perf_counter()
             total_loss, correct = 0.0, 0
-            for idx in _minibatches(rng.permutation(n), batch_size):
-                if schedule == "cosine":
-                    opt.lr = lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
-                xb, yb = X_train[idx], y_train[idx]
-                loss = net.loss_and_grads(xb, yb)
+            for idx in _minibatches(rng.permutation(n), run.batch_size):
+                if run.schedule == "cosine":
+                    opt.lr = cosine_lr(lr, step, total_steps)
+                xb, yb = run.X[idx], run.y[idx]
+                loss = net.loss_and_grads(xb, yb)  # forward and backward
                 if not math.isfinite(loss):
                     diverged = True
                     break
-                opt.step(grads)
+                opt.step(grads)  # every parameter array, in place
                 step += 1
                 total_loss += loss * len(idx)
                 correct += int((net.logits.value.argmax(axis=1) == yb).sum())
-            row = {"epoch": epoch, "train_loss": total_loss / n if not diverged else float("nan"),
-                   "train_acc": correct / n if not diverged else float("nan"),
-                   "val_loss": float("nan"), "val_acc": float("nan"), "lr": float(opt.lr)}
-            if has_val and not diverged:
+            row = _epoch_row(epoch, total_loss / n, correct / n, opt.lr, diverged)
+            if run.X_val is not None and not diverged:
                 with np.errstate(over="ignore", invalid="ignore"):
-                    row["val_loss"], row["val_acc"] = net.evaluate(X_val, y_val)
+                    row["val_loss"], row["val_acc"] = net.evaluate(run.X_val, run.y_val)
             row["seconds"] = time.perf_counter() - t0
             rows.append(row)
             bar.update(1)
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_acc']:.3f}")
-            if diverged:
+            if diverged or (run.callback is not None and run.callback(epoch, row) is True):
                 break
-            if callback is not None:
-                callback(epoch, row)
     history = pd.DataFrame(rows)
     history["diverged"] = diverged
+    return history
+
+
+def _epoch_row(epoch: int, train_loss: float, train_acc: float, lr: float, diverged: bool) -> dict:
+    nan = float("nan")
+    return {"epoch": epoch, "train_loss": nan if diverged else float(train_loss),
+            "train_acc": nan if diverged else float(train_acc), "val_loss": nan, "val_acc": nan, "lr": float(lr)}
+
+
+# --------------------------------------------------------------------------- several seeds at once
+class BatchedNet(FeedForwardNet):
+    """The networks of several seeds, one architecture, built as one graph with a leading seed axis.
+
+    ``BatchedNet(784, [128, 128], 10, seeds=[0, 1, 2], ...)`` holds S = ``len(seeds)`` networks;
+    network k starts from exactly the weights of ``FeedForwardNet(..., seed=seeds[k])`` (same
+    arguments otherwise). It is the same graph of :mod:`course_utils.graph` nodes, built with one
+    generator per seed, so every parameter has a leading seed axis (``layer.W.value`` of shape
+    ``(S, out, in)``), a training batch holds one minibatch per seed (``X`` of shape
+    ``(S, B, in)``, ``y`` of shape ``(S, B)``), each layer computes one batched matrix product
+    (each seed's own: no seed's numbers touch another's), and :meth:`loss_and_grads` returns the S
+    losses. Inference takes one ``X`` of shape ``(N, in)`` for every seed and answers with a leading
+    seed axis: ``logits_of`` (S, N, K), ``predict`` (S, N), ``evaluate`` and ``accuracy`` arrays (S,).
+
+    All parameters live in one flat array ``flat`` (the parameters' values are views into it) and
+    their gradients in ``flat_grad``: one optimizer of :mod:`course_utils.optim` over ``[flat]``
+    updates every array of every seed in one call. Those optimizers act element by element, so
+    this is the update that separate optimizers over separate networks make. Train it with
+    :func:`train_seeds`; :meth:`network` gives seed k's network as a :class:`FeedForwardNet`.
+    """
+
+    def __init__(self, in_features: int = 784, hidden_sizes: Sequence[int] = (128, 128), num_classes: int = 10,
+                 *, seeds: Sequence[int], activation: str = "relu", init: str = "xavier",
+                 loss: str = "cross_entropy", weight_decay: float = 0.0, dtype=np.float32):
+        if validation.is_int(seeds) or isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)):
+            raise TypeError(f"BatchedNet: seeds must be a list of non-negative integers, got {seeds!r}")
+        if len(seeds) == 0:
+            raise ValueError("BatchedNet: seeds is empty; pass at least one seed")
+        self.seeds = [validation.seed(f"BatchedNet: seeds[{k}]", s) for k, s in enumerate(seeds)]
+        self._configure(in_features, hidden_sizes, num_classes, activation, init, loss, weight_decay, dtype)
+        self._build([np.random.default_rng(s) for s in self.seeds])
+        size = sum(p.value.size for p in self.params)
+        self.flat, self.flat_grad = np.empty(size, dtype=self.dtype), np.zeros(size, dtype=self.dtype)
+        offset = 0
+        for p in self.params:  # the graph only ever changes them in place
+            n = p.value.size
+            view = self.flat[offset:offset + n].reshape(p.value.shape)
+            view[...] = p.value
+            p.value, p.grad = view, self.flat_grad[offset:offset + n].reshape(p.value.shape)
+            offset += n
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace("FeedForwardNet(", "BatchedNet(", 1).replace(
+            ", activation", f", seeds={self.seeds}, activation", 1)
+
+    def loss_and_grads(self, X, y) -> np.ndarray:
+        """Every seed's forward and backward pass on its own batch (``X`` (S, B, in), ``y`` (S, B)):
+        fills every ``param.grad`` and returns the S data losses, shape (S,)."""
+        return np.array(self._loss_and_grads(X, y))
+
+    def objective(self, X, y) -> np.ndarray:
+        """Each seed's data loss + L2 penalty on a batch, shape (S,)."""
+        self.x.value, self.y.value = X, y
+        losses = np.array(graph.forward(self.loss), dtype=np.float64)
+        for W in self._weights:
+            losses += 0.5 * self.weight_decay * (W.value.astype(np.float64) ** 2).sum(axis=(1, 2))
+        return losses
+
+    # --- one seed's weights
+    def weights_of(self, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Copies of seed k's (W, b) for every layer, input layer first (as ``get_weights``)."""
+        return [(layer.W.value[k].copy(), layer.b.value[k].copy()) for layer in self.layers]
+
+    def set_weights_of(self, k: int, weights) -> None:
+        """Copy seed k's (W, b) pairs in place, every pair checked first (as ``set_weights``)."""
+        shapes = [(layer.W.value.shape[1:], layer.b.value.shape[1:]) for layer in self.layers]
+        for layer, W, b in self._checked_weights(weights, shapes, "set_weights_of"):
+            layer.W.value[k], layer.b.value[k] = W, b
+
+    def network(self, k: int) -> FeedForwardNet:
+        """Seed k's network as a :class:`FeedForwardNet` (a copy of its current weights)."""
+        net = FeedForwardNet(self.sizes[0], self.hidden_sizes, self.sizes[-1], activation=self.activation,
+                             init=self.init, loss=self.loss_name, weight_decay=self.weight_decay, dtype=self.dtype,
+                             seed=self.seeds[k])
+        net.set_weights(self.weights_of(k))
+        return net
+
+    # --- inference, every seed on the same rows
+    def _logits(self, X, batch_size, where: str) -> np.ndarray:
+        X = self._check_X(X, where)
+        batch_size = validation.positive_int(f"{where}: batch_size", batch_size)
+        out = np.empty((len(self), len(X), self.sizes[-1]), dtype=self.dtype)
+        for start in range(0, len(X), batch_size):
+            self.x.value = X[start:start + batch_size]
+            out[:, start:start + batch_size] = graph.forward(self.logits)
+        return out
+
+    def _evaluate(self, X, y, batch_size, where: str) -> tuple[np.ndarray, np.ndarray]:
+        X = self._check_X(X, where)
+        y = self._check_y(X, y, where)
+        batch_size = validation.positive_int(f"{where}: batch_size", batch_size)
+        total, correct = np.zeros(len(self)), np.zeros(len(self), dtype=np.int64)
+        for start in range(0, len(X), batch_size):
+            xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+            self.x.value, self.y.value = xb, yb
+            total += np.asarray(graph.forward(self.loss), dtype=np.float64) * len(xb)
+            correct += (self.logits.value.argmax(axis=-1) == yb).sum(axis=-1)
+        return total / len(X), correct / len(X)
+
+
+def _check_seed_data(net: BatchedNet, X, y, where: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Training rows shared by every seed, ``X`` (N, in) (returned with None: ``y`` is checked by
+    the caller), or one set per seed, ``X`` (S, N, in) and ``y`` (S, N), each checked and converted
+    to the network's dtype."""
+    X = np.asarray(X)
+    if X.ndim != 3:
+        return net._check_X(X, f"{where} (X_train)"), None
+    if len(X) != len(net):
+        raise ValueError(f"{where}: X_train of shape {X.shape} holds {len(X)} data sets for {len(net)} seeds; "
+                         f"pass one per seed, shape ({len(net)}, N, {net.sizes[0]}), or one (N, {net.sizes[0]}) for all")
+    y = np.asarray(y)
+    if y.shape != X.shape[:2]:
+        raise ValueError(f"{where}: y_train must have shape {X.shape[:2]} to match X_train of shape {X.shape}, got {y.shape}")
+    X = np.stack([net._check_X(Xk, f"{where} (X_train[{k}])") for k, Xk in enumerate(X)])
+    for k in range(len(X)):
+        net._check_y(X[k], y[k], f"{where} (y_train[{k}])")
+    return X, y
+
+
+def train_seeds(
+    net: BatchedNet,
+    X_train,
+    y_train,
+    *,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    num_epochs: int = 5,
+    X_val=None,
+    y_val=None,
+    schedule: str = "constant",
+    optimizer_kwargs: dict | None = None,
+    callback: Callable[[int, dict], bool | None] | None = None,
+    progress: bool = False,
+    desc: str | None = None,
+):
+    """:func:`train` for every seed of a :class:`BatchedNet` at once; one history row per seed and epoch.
+
+    Seed k trains as ``train(FeedForwardNet(..., seed=seeds[k]), ..., seed=seeds[k])`` would: its
+    own initial weights, its own minibatch order (``numpy.random.default_rng(seeds[k])``) and, when
+    ``X_train`` has shape (S, N, in) and ``y_train`` (S, N), its own training set; with ``X_train``
+    of shape (N, in) every seed sees the same examples. The arguments mean what they mean for
+    :func:`train` (``optimizer`` is a name). The history has :func:`train`'s columns and ``seed``.
+
+    A seed stops on its own, and the others go on unaffected: when its loss becomes NaN or
+    infinite (its last row is NaN, ``diverged`` True), or when ``callback(epoch, row)`` returns
+    True for its row (``row["seed"]`` says whose). A stopped seed's weights are those it had when
+    it stopped. Its arrays keep being computed with the rest (a seed's numbers never enter another
+    seed's), and are restored when training ends.
+    """
+    where = "train_seeds"
+    if not isinstance(net, BatchedNet):
+        raise TypeError(f"{where}: net must be a BatchedNet, got {type(net).__name__}")
+    X_train, y_per_seed = _check_seed_data(net, X_train, y_train, where)
+    first = (X_train[0], y_per_seed[0]) if y_per_seed is not None else (X_train, y_train)
+    run = _check_run(net, *first, X_val, y_val, batch_size, num_epochs, schedule, callback, where)
+    if not isinstance(optimizer, str):
+        raise TypeError(f"{where}: optimizer must be a name of network.OPTIMIZERS, got {type(optimizer).__name__}")
+    opt = make_optimizer(optimizer, [net.flat], lr, **(optimizer_kwargs or {}))
+    import pandas as pd
+
+    S, n = len(net), run.X.shape[0]
+    seeds = np.arange(S)[:, None]
+    X_all, y_all = (X_train, y_per_seed) if y_per_seed is not None else (run.X, run.y)
+
+    def batch(idx):  # each seed's rows of its own data
+        return (X_all[seeds, idx], y_all[seeds, idx]) if y_per_seed is not None else (X_all[idx], y_all[idx])
+
+    rngs = [np.random.default_rng(s) for s in net.seeds]
+    total_steps = math.ceil(n / run.batch_size) * run.num_epochs
+    active = np.ones(S, dtype=bool)  # the seeds still training
+    diverged, kept, rows, owner, step = np.zeros(S, dtype=bool), {}, [], [], 0
+    with _progress_bar(run.num_epochs, progress, desc) as bar, np.errstate(over="ignore", invalid="ignore"):
+        for epoch in range(1, run.num_epochs + 1):
+            t0 = time.perf_counter()
+            training = np.flatnonzero(active)
+            total_loss, correct, lr_last = np.zeros(S), np.zeros(S, dtype=np.int64), np.zeros(S)
+            order = np.stack([rng.permutation(n) for rng in rngs])
+            for start in range(0, n, run.batch_size):
+                if run.schedule == "cosine":
+                    opt.lr = cosine_lr(lr, step, total_steps)
+                idx = order[:, start:start + run.batch_size]
+                xb, yb = batch(idx)
+                losses = net.loss_and_grads(xb, yb)  # every seed's forward and backward
+                lr_last[active] = opt.lr
+                for k in np.flatnonzero(active & ~np.isfinite(losses)):
+                    diverged[k], active[k], kept[k] = True, False, net.weights_of(k)
+                if not active.any():
+                    break
+                opt.step([net.flat_grad])  # every seed's parameters, in place
+                step += 1
+                total_loss += losses.astype(np.float64) * idx.shape[1]
+                correct += (net.logits.value.argmax(axis=2) == yb).sum(axis=1)
+            val = net.evaluate(run.X_val, run.y_val) if run.X_val is not None and active.any() else None
+            seconds = time.perf_counter() - t0
+            for k in training:
+                row = {"seed": net.seeds[k],
+                       **_epoch_row(epoch, total_loss[k] / n, correct[k] / n, lr_last[k], bool(diverged[k]))}
+                if val is not None and not diverged[k]:
+                    row["val_loss"], row["val_acc"] = float(val[0][k]), float(val[1][k])
+                row["seconds"] = seconds
+                rows.append(row)
+                owner.append(k)
+                if active[k] and run.callback is not None and run.callback(epoch, row) is True:
+                    active[k], kept[k] = False, net.weights_of(k)
+            bar.update(1)
+            if not active.any():
+                break
+    for k, weights in kept.items():
+        net.set_weights_of(k, weights)
+    history = pd.DataFrame(rows)
+    history["diverged"] = diverged[owner]
     return history

@@ -129,7 +129,7 @@ def test_bad_arguments_raise_clear_errors():
         network.FeedForwardNet(6, [4], 3, loss="hinge")
     with pytest.raises(ValueError, match="hidden_sizes\\[1\\] must be a positive integer"):
         network.FeedForwardNet(6, [4, 0], 3)
-    with pytest.raises(ValueError, match="weight_decay must be >= 0"):
+    with pytest.raises(ValueError, match="weight_decay must be a finite non-negative number, got -1"):
         network.FeedForwardNet(6, [4], 3, weight_decay=-1)
     net = make_net()
     with pytest.raises(ValueError, match=r"X must have shape \(batch, 6\), got \(7, 5\)"):
