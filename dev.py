@@ -12,6 +12,7 @@ Python 3.11. Each command is a short function here; the work is done by the modu
     python3 dev.py measure notebooks/NN_slug.py   run a chapter on other machines' kernels and seeds; write
                               its measured cells' tolerances (tools/measure_tolerances.py)
     python3 dev.py colab-check  every chapter in a simulated Colab runtime (tools/colab_check.py; --static: imports only)
+    python3 dev.py setup      only create and fill .venv (what every other command does first)
 
 On first use it creates a virtual environment in .venv at the repository root and
 installs requirements.txt and the course_utils package into it (again whenever
@@ -38,9 +39,14 @@ def _venv_python() -> Path:
 
 
 def _requirements_stamp() -> Path:
-    h = hashlib.sha256()
-    for name in ("requirements.txt", "pyproject.toml"):
-        h.update((ROOT / name).read_bytes())
+    """A file in .venv named by what is installed: requirements.txt and pyproject.toml's [project] and
+    [build-system] (a change to the tools' settings, [tool.*], installs nothing)."""
+    import json
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    h = hashlib.sha256((ROOT / "requirements.txt").read_bytes())
+    h.update(json.dumps({k: pyproject.get(k) for k in ("project", "build-system")}, sort_keys=True).encode())
     return VENV / f".installed-{h.hexdigest()[:16]}"
 
 
@@ -173,8 +179,14 @@ def cmd_colab_check(args: list[str]) -> int:
     return subprocess.run([sys.executable, str(ROOT / "tools" / "colab_check.py"), *args], cwd=ROOT).returncode
 
 
+def cmd_setup(args: list[str]) -> int:
+    """Nothing beyond ensure_environment(): .venv exists and holds requirements.txt and course_utils."""
+    print(f"[dev] {sys.prefix} holds requirements.txt and course_utils", flush=True)
+    return 0
+
+
 COMMANDS = {"build": cmd_build, "test": cmd_test, "execute": cmd_execute, "measure": cmd_measure, "stats": cmd_stats,
-            "colab-check": cmd_colab_check}
+            "colab-check": cmd_colab_check, "setup": cmd_setup}
 
 
 def main() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,44 +78,39 @@ def test_deviations_per_line_and_number():
     assert tolerance.units("loss 0.352 acc 86.3%\n\n7") == [[0.001, 0.1], [], [1.0]]
 
 
-def _notebook(tmp_path, tags, tolerance, stored):
-    """A one-cell notebook printing NEW_VALUE from the environment, with ``stored`` as its stored output."""
+PLUGIN_CASES = [  # (tags, tolerance, value printed now against a stored 0.352, passes)
+    ([], None, "0.352", True),  # exact cell, same text
+    ([], None, "0.353", False),  # exact cell: any difference fails
+    (["nbval-measured"], {"abs": 0.02, "rel": 0.1}, "0.366", True),
+    (["nbval-measured"], {"abs": 0.02, "rel": 0.1}, "0.380", False),
+    (["nbval-measured"], None, "0.352", False),  # tagged without a tolerance: fails, says why
+    (["nbval-ignore-output"], None, "99", True),
+]
+
+
+def test_plugin_in_a_real_nbval_run(tmp_path):
+    """One nbval run (one kernel) over a notebook holding every case as a cell, each judged on its own."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    cell = nbformat.v4.new_code_cell('import os\nprint("val loss", os.environ["NEW_VALUE"], "acc 86.3%")')
-    cell.metadata["tags"] = tags
-    if tolerance is not None:
-        cell.metadata["tolerance"] = tolerance
-    cell.execution_count = 1
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"val loss {stored} acc 86.3%\n")]
-    nb.cells = [cell]
+    for k, (tags, tol, new_value, _) in enumerate(PLUGIN_CASES):
+        cell = nbformat.v4.new_code_cell(f'print("val loss", "{new_value}", "acc 86.3%")')
+        cell.metadata["tags"] = tags
+        if tol is not None:
+            cell.metadata["tolerance"] = tol
+        cell.execution_count = k + 1
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="val loss 0.352 acc 86.3%\n")]
+        nb.cells.append(cell)
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
-    return path
-
-
-@pytest.mark.parametrize(
-    "tags, tolerance, new_value, passes",
-    [
-        ([], None, "0.352", True),  # exact cell, same text
-        ([], None, "0.353", False),  # exact cell: any difference fails
-        (["nbval-measured"], {"abs": 0.02, "rel": 0.1}, "0.366", True),
-        (["nbval-measured"], {"abs": 0.02, "rel": 0.1}, "0.380", False),
-        (["nbval-measured"], None, "0.352", False),  # tagged without a tolerance: fails, says why
-        (["nbval-ignore-output"], None, "99", True),
-    ],
-)
-def test_plugin_in_a_real_nbval_run(tmp_path, tags, tolerance, new_value, passes):
-    path = _notebook(tmp_path, tags, tolerance, "0.352")
-    env = dict(os.environ, NEW_VALUE=new_value, PYTHONPATH=str(ROOT))
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tools.nbval_tolerance", "--nbval", "-q",
-         "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir", str(tmp_path), str(path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "pytest", "-p", "tools.nbval_tolerance", "--nbval", "-rA", "-p", "no:cacheprovider",
+         "-o", "addopts=", "--rootdir", str(tmp_path), str(path)],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=300,
     )
-    assert (result.returncode == 0) == passes, result.stdout[-3000:] + result.stderr[-2000:]
-    if tags == ["nbval-measured"] and tolerance is None:
-        assert "declares no tolerance" in result.stdout
+    outcome = {int(cell): status for status, cell in re.findall(r"^(PASSED|FAILED) nb\.ipynb::Cell (\d+)",
+                                                                  result.stdout, re.M)}
+    assert outcome == {k: "PASSED" if case[3] else "FAILED" for k, case in enumerate(PLUGIN_CASES)}, result.stdout[-3000:]
+    assert "declares no tolerance" in result.stdout
 
 
 def test_per_number_tolerances_replace_the_cells():

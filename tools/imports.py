@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 from pathlib import Path
 
 PACKAGE = "course_utils"
@@ -122,30 +123,42 @@ class _ImportVisitor(ast.NodeVisitor):
             self.strings.append(node.value)
 
 
-def _visit(source: str, where: str, package: str | None) -> _ImportVisitor:
+@dataclasses.dataclass(frozen=True)
+class _Found:
+    found: tuple[tuple[str, int, bool], ...]
+    attributes: frozenset[str]
+    strings: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(source: str, package: str | None) -> _Found:
+    v = _ImportVisitor(package)
+    v.visit(ast.parse(source))
+    return _Found(tuple(v.found), frozenset(v.attributes), tuple(v.strings))
+
+
+def _visit(source: str, where: str, package: str | None) -> _Found:
+    """What ``source`` imports (cached by its text: every notebook reads the same package modules)."""
     try:
-        tree = ast.parse(source)
+        return _parse(source, package)
     except SyntaxError as exc:
         raise SyntaxError(f"{where}: cannot parse ({exc.msg}, line {exc.lineno})") from None
-    v = _ImportVisitor(package)
-    v.visit(tree)
-    return v
-
-
-def python_imports(source: str, where: str, package: str | None = None) -> tuple[list[tuple[str, int, bool]], set[str]]:
-    """(module, line, optional) for every import in ``source``, and the ``course_utils.X`` attributes it uses."""
-    v = _visit(source, where, package)
-    return v.found, v.attributes
 
 
 def notebook_cells(py: Path) -> list[tuple[int, str]]:
     """(cell number, plain Python) of every code cell of a jupytext notebook, IPython magics translated."""
+    stat = Path(py).stat()
+    return list(_notebook_cells(str(Path(py).resolve()), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=256)
+def _notebook_cells(path: str, _mtime_ns: int, _size: int) -> tuple[tuple[int, str], ...]:
     import jupytext
     from IPython.core.inputtransformer2 import TransformerManager
 
     tm = TransformerManager()
-    nb = jupytext.read(py)
-    return [(i, tm.transform_cell(c.source)) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    nb = jupytext.read(path)
+    return tuple((i, tm.transform_cell(c.source)) for i, c in enumerate(nb.cells) if c.cell_type == "code")
 
 
 def module_file(root: Path, module: str) -> Path | None:
