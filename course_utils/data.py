@@ -40,7 +40,8 @@ acquires the lock checks the cache again before it deletes or downloads anything
 damaged or missing file is downloaded once. A download is received into memory, verified, then
 written to a temporary file in the cache folder, flushed to disk (fsync) and renamed over the
 target with ``os.replace``, so a reader sees the old file or the new one, never a partial one.
-Readers take no lock: a file that vanishes while it is being looked at counts as missing.
+Readers take no lock: a file that vanishes while it is being looked at counts as missing. (The
+reading, locking and installing are :mod:`course_utils.cache`'s, shared with the weights cache.)
 
 Environment variables:
 
@@ -49,30 +50,35 @@ Environment variables:
 - ``COURSE_DATA_URL``: an HTTP(S) base URL tried before the canonical URLs, serving
   ``$COURSE_DATA_URL/<dataset>/<file>`` (for example ``python -m http.server`` run in a mirror);
 - ``COURSE_OFFLINE=1``: never download (``download=False`` does the same for one call).
+
+Why one module (about 900 lines, a third of them the registry's pinned hashes and the messages):
+the contract above is one rule applied in one pipeline, registry -> places -> read and verify ->
+repair the cache -> download, and each step exists only for the next; split apart, every piece
+would need the registry, the places and the wording of the same warnings. The generic cache
+machinery (reading once, locks, atomic installs) is :mod:`course_utils.cache`, shared with the
+weights cache.
 """
 from __future__ import annotations
 
 import contextlib
-import errno
 import gzip
 import hashlib
 import http.client
 import io
 import math
 import os
-import stat
 import struct
-import sys
-import tempfile
 import urllib.error
 import urllib.request
-import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from . import cache
+from .cache import cache_dir
 
 __all__ = [
     "Dataset",
@@ -89,6 +95,7 @@ __all__ = [
     "train_val_split",
     "read_idx",
     "read_sign_mnist_csv",
+    "show_note",
 ]
 
 SYSTEM_DIRS = (Path("/usr/share/datasets"),)
@@ -229,22 +236,11 @@ class DataWarning(UserWarning):
 
 
 def _warn(message: str) -> None:
-    """Warn, attributed to the first caller outside this module (the notebook line that called load)."""
-    level, frame = 1, sys._getframe(0)
-    while frame is not None and frame.f_globals.get("__name__") == __name__:
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, DataWarning, stacklevel=level)
+    """A :class:`DataWarning`, attributed to the first caller outside this module (the line that called load)."""
+    cache.warn(message, DataWarning, __name__)
 
 
 # --------------------------------------------------------------------------- places
-def cache_dir() -> Path:
-    """The user cache root: ``$COURSE_CACHE``, else ``$XDG_CACHE_HOME/course-book``, else ``~/.cache/course-book``."""
-    if os.environ.get("COURSE_CACHE"):
-        return Path(os.environ["COURSE_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "course-book"
-
-
 def _cache_folder(spec: DatasetSpec) -> Path:
     return cache_dir() / "data" / spec.name
 
@@ -294,33 +290,10 @@ def _sha256(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-class _NotAFile(OSError):
-    """A FIFO, device or socket where a data file should be: never read (it could block forever)."""
-
-
-def _open_nonblocking(path, flags):
-    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))  # opening a FIFO must not wait for a writer
-
-
-def _read_bytes(path: Path, max_size: int | None = None) -> bytes:
-    """The whole file, read once: it is verified and parsed from these bytes, never opened again.
-
-    Raises ``_NotAFile`` for anything but a regular file, and :class:`ChecksumError` (without
-    reading) for a file larger than ``max_size``.
-    """
-    with open(path, "rb", opener=_open_nonblocking) as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise _NotAFile(errno.EINVAL, "not a regular file (a FIFO, device or socket)", str(path))
-        if max_size is not None and st.st_size > max_size:
-            raise ChecksumError(f"is {st.st_size:,} bytes, far more than expected")
-        return f.read()
-
-
 def _read_or_explain(path: Path) -> bytes:
     """Read ``path`` for the public readers; an ``OSError`` keeps its type and says what to do."""
     try:
-        return _read_bytes(path)
+        return cache.read_once(path)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{path}: no such file. Check the path; data.load(name) finds, verifies and "
                                 "downloads the registry's files by itself.") from exc
@@ -571,7 +544,7 @@ class _Search:
 
     def error(self) -> DatasetNotFoundError:
         spec = self.spec
-        cache = _cache_folder(spec)
+        cache_folder = _cache_folder(spec)
         files = ", ".join(fs.filename for fs in spec.files.values())
         lines = [f"Dataset {spec.title!r} ({spec.name}) was not found.", f"Files needed: {files}", "Places searched:"]
         if not os.environ.get("COURSE_DATA"):
@@ -595,7 +568,7 @@ class _Search:
             fixes.append("connect to the internet and load again, or set COURSE_DATA_URL to an HTTP mirror that "
                          f"serves {spec.name}/<file>")
         fixes.append(f"put verified copies of the files into $COURSE_DATA/{spec.name}/ (a local mirror; set "
-                     f"COURSE_DATA to its root) or into {cache}/")
+                     f"COURSE_DATA to its root) or into {cache_folder}/")
         fixes.append("or, in a chapter, load with stand_in=True to run on a labelled stand-in")
         lines.append("To fix: " + "; ".join(fixes) + ".")
         return DatasetNotFoundError("\n".join(lines))
@@ -633,13 +606,13 @@ def _check_local(spec: DatasetSpec, role: str, fs: FileSpec, label: str, folder:
     for path, cfs in _candidates(folder, fs):
         where = f"{spec.title} file {path.name} in the {label} ({path})"
         try:
-            blob = _read_bytes(path, max_size=2 * cfs.size + (1 << 20) if cfs.size else None)
+            blob = cache.read_once(path, max_size=2 * cfs.size + (1 << 20) if cfs.size else None)
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as exc:
             res.unreadable.append((path, f"{where} cannot be read ({type(exc).__name__}: {exc.strerror or exc})."))
             continue
-        except ChecksumError as exc:  # far too large: not this file (and not read into memory)
+        except cache.FileTooLarge as exc:  # far too large: not this file (and not read into memory)
             res.bad.append((path, f"{where} is corrupted: it {exc} ({cfs.size:,} bytes)."))
             continue
         try:
@@ -668,20 +641,13 @@ _HINTS = {
 def _cache_lock(spec: DatasetSpec, fs: FileSpec, search: _Search):
     """Hold the cache's lock for one file. Yields True (held), False (the cache cannot be locked,
     so it must not be changed) or None (another process held it for LOCK_TIMEOUT_S: give up)."""
-    try:
-        from filelock import FileLock, Timeout
-    except ImportError as exc:  # a dependency of course-utils (and of torch); only a broken install lacks it
-        raise ImportError("course_utils.data needs the 'filelock' package to change the user cache safely; "
-                          "install it with: pip install filelock") from exc
-
     lock_path = cache_dir() / "data" / ".locks" / f"{spec.name}--{fs.filename}.lock"
     lock = None
     try:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(lock_path), timeout=LOCK_TIMEOUT_S)
+        lock = cache.file_lock(lock_path, LOCK_TIMEOUT_S, "course_utils.data")
         lock.acquire()
         state = True
-    except Timeout:
+    except cache.LockTimeout:
         lock, state = None, None
         search.problem(f"{spec.title} file {fs.filename}: waited {LOCK_TIMEOUT_S} s for the user cache's lock "
                        f"({lock_path}); another process (a notebook, a train.py run or a test worker) has been "
@@ -695,47 +661,6 @@ def _cache_lock(spec: DatasetSpec, fs: FileSpec, search: _Search):
     finally:
         if lock is not None:
             lock.release()
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _install(dest: Path, blob: bytes) -> None:
-    """Write ``blob`` to ``dest`` atomically: a temporary file beside it, fsync, ``os.replace``."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(dest.parent)
-
-
-def _sweep_parts(dest: Path) -> None:
-    """Remove temporary files a killed process left for ``dest`` (call only while holding its lock)."""
-    with contextlib.suppress(OSError):
-        for part in dest.parent.glob(f".{dest.name}.*.part"):
-            with contextlib.suppress(OSError):
-                part.unlink()
 
 
 class _ShortDownload(OSError):
@@ -820,7 +745,7 @@ def _repair_cache(spec: DatasetSpec, role: str, fs: FileSpec, search: _Search, f
         for _, message in res.unreadable:
             search.problem(f"{message} {_HINTS['user cache'][1]}")
         if locked:
-            _sweep_parts(dest)
+            cache.sweep_parts(dest)
         if not fetch:
             return None
         got = _fetch(spec, role, fs, search, progress)
@@ -830,7 +755,7 @@ def _repair_cache(spec: DatasetSpec, role: str, fs: FileSpec, search: _Search, f
         search.downloaded = True
         if locked:
             try:
-                _install(dest, blob)
+                cache.install(dest, blob)
             except OSError as exc:
                 search.problem(f"{spec.title} file {fs.filename}, downloaded from {url}, is verified and used, but "
                                f"could not be saved into the user cache as {dest} ({type(exc).__name__}: {exc}); it "
@@ -843,10 +768,10 @@ def _repair_cache(spec: DatasetSpec, role: str, fs: FileSpec, search: _Search, f
 def _find(spec: DatasetSpec, download: bool, progress: bool) -> tuple[dict[str, object], str, str]:
     """Verified, parsed content for every file of ``spec``: ``(values by role, source label, location)``."""
     search = _Search(spec)
-    cache = _cache_folder(spec)
+    cache_folder = _cache_folder(spec)
     from_cache: dict[str, object] = {}
     for label, folder in search_dirs(spec.name):
-        is_cache = folder == cache
+        is_cache = folder == cache_folder
         try:
             exists = folder.is_dir()
         except OSError as exc:
@@ -892,7 +817,7 @@ def _find(spec: DatasetSpec, download: bool, progress: bool) -> tuple[dict[str, 
         if parsed is None:
             raise search.error()
         values[role] = parsed
-    return values, ("download" if search.downloaded else "user cache"), str(cache)
+    return values, ("download" if search.downloaded else "user cache"), str(cache_folder)
 
 
 def _assemble(spec: DatasetSpec, values: dict[str, object], where: str):
@@ -953,6 +878,31 @@ def load(name: str, *, stand_in: bool = False, download: bool = True, progress: 
     X_train, y_train, X_test, y_test = _assemble(spec, values, location)
     return Dataset(spec.name, spec.title, X_train, y_train, X_test, y_test, list(spec.classes),
                    source=source, location=location, info={"license": spec.license, "citation": spec.citation})
+
+
+def show_note(ds: Dataset) -> None:
+    """Say which data a chapter runs on, under its title: with the dataset asked for, print
+    ``ds.note()`` (one quiet line); with a stand-in, display a warning box that says so (HTML in a
+    notebook, with ``ds.note()`` as its plain-text form, which is all a terminal shows)."""
+    if not ds.is_stand_in:
+        print(ds.note())
+        return
+    try:
+        from IPython.display import display
+    except ImportError:  # no IPython (a script): the note says it all
+        print(ds.note())
+        return
+    import html
+
+    wanted = _spec(ds.stand_in_for).title
+    box = ('<div class="admonition warning" style="border-left: 0.4em solid #e08e0b; padding: 0.2em 0.8em; '
+           'margin: 0.5em 0">'
+           f'<p class="admonition-title"><strong>Stand-in data: this page ran on {html.escape(ds.title)}, not '
+           f'{html.escape(wanted)}</strong></p>'
+           f'<p>{html.escape(ds.note())} The class names, number of classes, chance rate and figure titles come from '
+           'the loaded data; the numbers in the text are those of the data the book ran on. With a network, the '
+           f'loader downloads {html.escape(wanted)} and the same code runs on it.</p></div>')
+    display({"text/plain": ds.note(), "text/html": box}, raw=True)
 
 
 def train_val_split(X, y, val_fraction: float = 0.1, seed: int = 0):

@@ -9,8 +9,8 @@ fine-tuned. The model is therefore split into two parts:
 - ``model.head``: one linear layer from the features to the class scores.
 
 Nothing here downloads weights. Pretrained weights live only in the user cache
-(``$COURSE_CACHE``, else ``~/.cache/course-book``, by the data layer's rule; never
-in the repository), under a file name that holds a hash of the pretraining
+(``$COURSE_CACHE``, else ``~/.cache/course-book``: :func:`course_utils.cache.cache_dir`;
+never in the repository), under a file name that holds a hash of the pretraining
 configuration, next to a small JSON record with the file's SHA-256. :func:`load_or_pretrain` loads them when the
 record and the file agree, and otherwise trains and saves them again.
 
@@ -22,7 +22,8 @@ it, checks again, and only then pretrains, so the others wait and load what it s
 is written to a temporary file in the same folder, flushed to disk (fsync) and renamed over the
 target with ``os.replace``, the weights first, then their record: a reader sees whole files
 only, and one that catches the moment between the two renames sees a mismatch, which sends it
-to the lock. Damaged copies and a cache that cannot be written are reported as
+to the lock (the reading, locking and installing are :mod:`course_utils.cache`'s, shared with the
+data layer). Damaged copies and a cache that cannot be written are reported as
 :class:`WeightsWarning`, naming the file.
 
 The optional ImageNet ResNet-18 helpers (:func:`find_resnet18_weights`,
@@ -33,17 +34,12 @@ weights they report why and the chapter skips that section.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import importlib.util
 import io
 import json
 import os
 import random
-import stat
-import sys
-import tempfile
-import warnings
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -51,7 +47,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import validation
+from . import cache, validation
+from .cache import cache_dir
 
 __all__ = [
     "SmallCNN",
@@ -250,27 +247,8 @@ class WeightsWarning(UserWarning):
 
 
 def _warn(message: str) -> None:
-    """Warn, attributed to the first caller outside this module (the notebook line that called it)."""
-    level, frame = 1, sys._getframe(0)
-    while frame is not None and frame.f_globals.get("__name__") == __name__:
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, WeightsWarning, stacklevel=level)
-
-
-def cache_dir() -> Path:
-    """The user cache root, by the data layer's rule (:func:`course_utils.data.cache_dir`).
-
-    ``$COURSE_CACHE``, else ``$XDG_CACHE_HOME/course-book``, else ``~/.cache/course-book``.
-    The folder is not created here.
-    """
-    try:
-        from .data import cache_dir as _data_cache_dir  # the data layer owns the rule
-    except ImportError:  # a trimmed install without the data layer: the same rule
-        env = os.environ.get("COURSE_CACHE")
-        if env:
-            return Path(env).expanduser()
-        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "course-book"
-    return Path(_data_cache_dir())
+    """A :class:`WeightsWarning`, attributed to the first caller outside this module (the line that called it)."""
+    cache.warn(message, WeightsWarning, __name__)
 
 
 def config_digest(config: Mapping) -> str:
@@ -315,62 +293,15 @@ def _lock_path(path: Path) -> Path:
 
 
 def _file_lock(path: Path):
-    """A ``filelock.FileLock`` for the pair ``path`` + record (not yet acquired); creates its folder,
-    so an ``OSError`` here means the folder cannot be written."""
-    try:
-        from filelock import FileLock
-    except ImportError as exc:  # a dependency of course-utils (and of torch); only a broken install lacks it
-        raise ImportError("course_utils.models needs the 'filelock' package to change the weights cache safely; "
-                          "install it with: pip install filelock") from exc
-    lock_path = _lock_path(path)
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(lock_path), timeout=LOCK_TIMEOUT_S)
-
-
-def _read_once(path: Path) -> bytes:
-    """The whole file, read once (it is verified and loaded from these bytes, never opened again).
-
-    Raises ``OSError`` (``FileNotFoundError`` when it is missing); refuses anything but a regular
-    file without reading it (a FIFO would block).
-    """
-    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | getattr(os, "O_NONBLOCK", 0))) as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        return f.read()
-
-
-def _install(dest: Path, blob: bytes) -> None:
-    """Write ``blob`` to ``dest`` atomically: a temporary file beside it, fsync, ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if os.name == "posix":  # make the rename itself durable
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(dest.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+    """The lock of the pair ``path`` + record (not yet acquired); an ``OSError`` means the folder
+    cannot be written."""
+    return cache.file_lock(_lock_path(path), LOCK_TIMEOUT_S, "course_utils.models")
 
 
 def _sweep_parts(path: Path) -> None:
     """Remove temporary files a killed process left beside ``path`` and its record (only under the lock)."""
-    patterns = [f".{p.name}.*.part" for p in (path, _record_path(path))]
-    patterns += [f"{p.name}.tmp*" for p in (path, _record_path(path))]  # left by the previous save_weights
-    with contextlib.suppress(OSError):
-        for pattern in patterns:
-            for part in path.parent.glob(pattern):
-                with contextlib.suppress(OSError):
-                    part.unlink()
+    record = _record_path(path)
+    cache.sweep_parts(path, record, also=(f"{path.name}.tmp*", f"{record.name}.tmp*"))  # .tmp*: older save_weights
 
 
 def _record_for(path: Path, config: Mapping | None) -> dict:
@@ -391,9 +322,9 @@ def _write_pair(model: nn.Module, path: Path, record: dict) -> str:
     blob = buf.getvalue()
     digest = hashlib.sha256(blob).hexdigest()
     path.parent.mkdir(parents=True, exist_ok=True)
-    _install(path, blob)
+    cache.install(path, blob)
     record = dict(record, sha256=digest, bytes=len(blob))
-    _install(_record_path(path), (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
+    cache.install(_record_path(path), (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
     return digest
 
 
@@ -439,7 +370,7 @@ def load_weights(model: nn.Module, path, config: Mapping | None = None, sha256: 
     path = Path(path)
     record_file = _record_path(path)
     try:
-        blob = _read_once(path)
+        blob = cache.read_once(path)
     except FileNotFoundError:
         raise WeightsError(f"no weights file at {path}") from None
     except OSError as exc:
@@ -447,7 +378,7 @@ def load_weights(model: nn.Module, path, config: Mapping | None = None, sha256: 
     record = {}
     if sha256 is None or config is not None:
         try:
-            text = _read_once(record_file)
+            text = cache.read_once(record_file)
         except FileNotFoundError:
             raise WeightsError(f"no checksum record {record_file.name} beside {path.name} (in {path.parent}); "
                                "cannot verify the weights") from None
@@ -508,19 +439,17 @@ def _cache_lock(path: Path, verbose: bool):
     """Hold the lock of one cached configuration. Yields ``(True, "")`` when held, else ``(False, why)``:
     the folder cannot be locked (so it cannot be written either), or another process held the lock
     for ``LOCK_TIMEOUT_S``."""
-    from filelock import Timeout
-
     lock = None
     try:
         lock = _file_lock(path)
         try:
             lock.acquire(blocking=False)
-        except Timeout:
+        except cache.LockTimeout:
             if verbose:
                 print(f"waiting for another process that is pretraining the same configuration ({path.name})")
             lock.acquire(timeout=LOCK_TIMEOUT_S)
         held, why = True, ""
-    except Timeout:
+    except cache.LockTimeout:
         lock, held = None, False
         why = (f"another process held the cache's lock {_lock_path(path)} for {LOCK_TIMEOUT_S} s (it is still "
                "pretraining the same configuration)")

@@ -227,6 +227,25 @@ def write_sign_csv(path: Path, labels, rng, pixels=None, header=None, newline="\
     return pixels
 
 
+def test_show_note_prints_the_note_or_displays_a_stand_in_box(capsys, monkeypatch):
+    X, y = np.zeros((4, 28, 28), np.uint8), np.array([0, 1, 0, 1])
+    real = data.Dataset("mnist", "MNIST", X, y, X, y, ["0", "1"])
+    data.show_note(real)
+    assert capsys.readouterr().out == real.note() + "\n" == "Data: MNIST (4 train / 4 test images, 2 classes).\n"
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append((obj, raw)))
+    stand_in = data.Dataset("digits-8x8", "digits <8x8>", X, y, X, y, ["0", "1"], stand_in_for="sign-mnist")
+    data.show_note(stand_in)
+    assert capsys.readouterr().out == ""
+    (obj, raw), = shown
+    assert raw and obj["text/plain"] == stand_in.note() and obj["text/plain"].startswith("STAND-IN DATA: Sign Language")
+    box = obj["text/html"]
+    assert box.startswith('<div class="admonition warning"') and box.endswith("</div>")
+    assert "Stand-in data: this page ran on digits &lt;8x8&gt;, not Sign Language MNIST" in box  # escaped
+    assert "<8x8>" not in box and "downloads Sign Language MNIST and the same code runs on it" in box
+
+
 def test_sign_csv_reader_remaps_labels_and_checks_content(tmp_path):
     rng = np.random.default_rng(1)
     labels = [0, 8, 10, 24, 3]

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from course_utils import cache as cache_io  # reads every file (tests patch its open)
 from course_utils import data
 from test_data_support import (  # noqa: F401  (tiny_idx, file_server are fixtures)
     IDX_NAMES,
@@ -90,7 +91,7 @@ def _unreadable(path: Path, how: str, monkeypatch):
         return real_open(p, *a, **k)
 
     path.write_bytes(b"x")
-    monkeypatch.setattr(data, "open", guarded, raising=False)
+    monkeypatch.setattr(cache_io, "open", guarded, raising=False)
     return PermissionError, r"permission denied \(Permission denied\)\. Make it readable \(chmod a\+r\)"
 
 

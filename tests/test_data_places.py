@@ -9,7 +9,8 @@ In every place (COURSE_DATA mirror, user cache, system folder, download, COURSE_
 
 The tests run as root here, and root ignores file permissions; an unreadable file is therefore
 simulated in two other ways as well: a folder where the file should be (a real IsADirectoryError
-from the OS), and ``open`` patched in the data module to raise PermissionError for that one path.
+from the OS), and ``open`` patched in course_utils.cache (which reads every file) to raise PermissionError
+for that one path.
 A real ``chmod 000`` case runs only when the tests do not run as root.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from course_utils import cache as cache_io  # reads every file (tests patch its open)
 from course_utils import data
 from test_data_support import (  # noqa: F401  (tiny_idx, file_server are fixtures)
     check_arrays,
@@ -60,7 +62,7 @@ def make_unreadable(path: Path, how: str, monkeypatch) -> None:
                 raise PermissionError(13, "Permission denied", str(p))
             return real_open(p, *args, **kwargs)
 
-        monkeypatch.setattr(data, "open", guarded_open, raising=False)
+        monkeypatch.setattr(cache_io, "open", guarded_open, raising=False)
     elif how == "a FIFO":  # opening a FIFO for reading would wait for a writer forever
         path.unlink()
         os.mkfifo(path)
@@ -104,7 +106,7 @@ def test_an_unreadable_file_is_skipped_with_a_message_and_the_search_moves_on(ti
         assert any("could not be saved into the user cache" in str(w.message) for w in caught)
     elif label == "user cache":
         # an unreadable cached file is replaced by the verified download
-        monkeypatch.setattr(data, "open", open, raising=False)
+        monkeypatch.setattr(cache_io, "open", open, raising=False)
         assert sha(victim.read_bytes()) == tiny_idx["spec"].files["train_labels"].sha256
 
 
