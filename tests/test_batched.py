@@ -688,3 +688,27 @@ def test_stopping_in_a_rate_grid_before_and_after_the_first_step(rates):
             assert bitwise_equal(net.member(k), free.member(k))
         else:  # the largest active rate changed from 3e-2 to 1e-2 after member 2 stopped
             assert_same_model(net.member(k), free.member(k))
+
+
+def test_linear_probe_on_frozen_pretrained_backbones_equals_separate_runs():
+    """Chapter 7's probe: each member its own (here: perturbed) backbone, frozen, and a new head."""
+    X, y = images(n=24, size=28)
+    X = X.float()
+
+    def build(seed):
+        net = SmallCNN(num_classes=3, channels=(4, 6), feature_dim=16, seed=seed)
+        for p in net.backbone.parameters():
+            p.requires_grad_(False)
+        return net
+
+    seeds = [0, 1]
+    net = batched.stack([build(s) for s in seeds])
+    before = [m.backbone.state_dict() for m in net.unstack()]
+    batched.fit(net, batched.Loader(X, y, 8, seeds), optimizer=batched.optimizer(net, torch.optim.Adam, lr=1e-2),
+                num_epochs=2, progress=False)
+    for k, seed in enumerate(seeds):
+        model = build(seed)
+        separate_run(model, X, y, 8, seed, lambda p: torch.optim.Adam([q for q in p if q.requires_grad], lr=1e-2), 2)
+        member = net.member(k)
+        assert all(torch.equal(a, b) for a, b in zip(member.backbone.state_dict().values(), before[k].values()))
+        assert_same_model(member, model, rtol=1e-5, atol=1e-6)
