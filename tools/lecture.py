@@ -1,4 +1,4 @@
-"""A chapter as a lecture: its size, and a teacher's voice (issue 21; BOOK_DESIGN.md, *A chapter's anatomy*).
+"""A chapter as a lecture: its size, and a teacher's voice (issue 21; CONTRIBUTING.md, *Anatomy of a chapter notebook*).
 
 - **Size.** One notebook is one 75-90 minute lecture: at most about ``MAX_WORDS`` words of prose and
   ``MAX_CODE_LINES`` lines of visible code, no visible code cell over ``MAX_CELL_LINES`` lines. Counted
