@@ -464,6 +464,10 @@ class Stack(nn.Module):
             raise ValueError(f"batched model: x must have a leading member axis of size S={self.num_members}, "
                              f"got shape {tuple(x.shape)}; to give one input (B, ...) to every member call "
                              f"net(x, shared=True)")
+        dtype = self._dtype
+        if dtype is not None and x.is_floating_point() and x.dtype != dtype:
+            raise TypeError(f"batched model: x is {x.dtype} but the parameters are {dtype}; convert the data "
+                            f"(e.g. torch.as_tensor(X, dtype={dtype})) or the model (net.to({dtype}))")
 
     def forward(self, x: torch.Tensor, *args, shared: bool = False, **kwargs):
         self._check_x(x, validation.check_bool("batched model: shared", shared))
@@ -488,6 +492,11 @@ class Stack(nn.Module):
             return functional_call(target, (p, b), (xi, *args), kwargs, strict=True)
 
         return vmap(one, in_dims=(0, 0, None if shared else 0), randomness="error")(params, buffers, x)
+
+    @property
+    def _dtype(self):
+        p = next(iter(self.module.parameters()), None)
+        return p.dtype if p is not None and p.is_floating_point() else None
 
     # -- members
     def stacked_parameters(self) -> list[nn.Parameter]:

@@ -173,6 +173,7 @@ def test_stack_forward_and_unstack_match_the_members():
             np.testing.assert_allclose(per_member[k].detach(), m(X).detach(), rtol=1e-13, atol=1e-15)
         for k, m in enumerate(net.unstack()):
             assert type(m) is nn.Sequential and bitwise_equal(m, members[k])
+        assert net.float().member(1)[0].weight.dtype == torch.float32
 
 
 def test_stack_auto_mode_picks_layers_for_sequential_and_a_bare_linear_else_vmap():
@@ -228,6 +229,8 @@ def test_stack_refuses_bad_input():
     net = batched.stack([mlp(0), mlp(1)])
     with pytest.raises(ValueError, match="leading member axis of size S=2"):
         net(torch.zeros(5, 2, dtype=torch.float64))
+    with pytest.raises(TypeError, match="x is torch.float32 but the parameters are torch.float64"):
+        net(torch.zeros(2, 5, 2))
     with pytest.raises(ValueError, match="members are indices 0..1"):
         net.stop(2)
     with pytest.raises(ValueError, match="below the number of members S=2"):
