@@ -42,11 +42,15 @@ def _requirements_stamp() -> Path:
     """A file in .venv named by what is installed: requirements.txt and pyproject.toml's [project] and
     [build-system] (a change to the tools' settings, [tool.*], installs nothing)."""
     import json
-    import tomllib
 
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     h = hashlib.sha256((ROOT / "requirements.txt").read_bytes())
-    h.update(json.dumps({k: pyproject.get(k) for k in ("project", "build-system")}, sort_keys=True).encode())
+    try:
+        import tomllib  # Python 3.11+
+    except ImportError:  # Python 3.10: the whole file
+        h.update((ROOT / "pyproject.toml").read_bytes())
+    else:
+        pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+        h.update(json.dumps({k: pyproject.get(k) for k in ("project", "build-system")}, sort_keys=True).encode())
     return VENV / f".installed-{h.hexdigest()[:16]}"
 
 
