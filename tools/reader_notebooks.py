@@ -83,7 +83,7 @@ class ConversionError(ValueError):
 # --------------------------------------------------------------------------- the book, as the site build resolved it
 @dataclasses.dataclass
 class Target:
-    docname: str  # "notebooks/05_backprop_fashion_mnist"
+    docname: str  # "notebooks/05_1_backprop_fashion_mnist"
     kind: str  # "equation", "exercise", "figure", "section", "label", "term"
     number: str | None = None  # "5.3", "4.1.5"
     title: str | None = None  # Markdown (a section's title, math as $...$)
