@@ -87,6 +87,45 @@ def test_chapter_anatomy(py):
         f"{py.name}: must open with '{title}...' (a part N.P of chapter N is notebooks/NN_P_slug)")
 
 
+WHOLE_LECTURE = {
+    "a **Learning objectives** list": r"\*\*Learning objectives",
+    "the notation and glossary line": r"\{ref\}`notation`[^\n]*\{ref\}`glossary`",
+    "a `## Summary` section": r"^## Summary\b",
+    "a `## Exercises` section": r"^## Exercises\b",
+    "an exercise": r"^\s*(?:`{3,}|:{3,})\{exercise\}",
+    "a `## References` section": r"^## References\b",
+    "a bibliography of the works it cites (`:filter: docname in docnames`)": r":filter:\s*docname in docnames",
+}
+
+
+def _keyprefix(nb) -> str | None:
+    found = re.findall(r"^:keyprefix:\s*(\S+)", "\n".join(c.source for c in nb.cells if c.cell_type == "markdown"), re.M)
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
+def test_every_notebook_is_a_whole_lecture(py):
+    """Issue 21: every chapter and every part has its objectives, summary, exercises and references, and runs
+    on its own (its imports cell seeds everything with `course_utils.runtime.init(SEED)`)."""
+    nb = jupytext.read(py)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    missing = [what for what, pattern in WHOLE_LECTURE.items() if not re.search(pattern, markdown, re.M)]
+    if not any(c.cell_type == "code" and re.search(r"runtime\.init\(SEED\)", c.source) for c in nb.cells):
+        missing.append("an imports cell with `info = course_utils.runtime.init(SEED)`")
+    if _keyprefix(nb) is None:
+        missing.append("a `:keyprefix:` on its bibliography")
+    assert not missing, f"{py.name} lacks " + "; ".join(missing)
+
+
+def test_bibliography_key_prefixes_are_unique():
+    """Each chapter or part cites under a prefix of its own (`ch04-1-`), so its reference list is its own."""
+    prefixes = {}
+    for py in SOURCES:
+        prefixes.setdefault(_keyprefix(jupytext.read(py)), []).append(py.stem)
+    shared = {p: stems for p, stems in prefixes.items() if p is not None and len(stems) > 1}
+    assert not shared, f"the same :keyprefix: in several notebooks: {shared}"
+
+
 @pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
 def test_ignored_outputs_are_only_tagged_where_they_vary(py):
     """nbval-ignore-output is for measured times and the like; keep a visible reason next to it."""
