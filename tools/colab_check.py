@@ -312,7 +312,7 @@ def print_static(problems: list[str], reports: list[ChapterReport]) -> None:
     for r in reports:
         colab = ", ".join(sorted(r.from_colab)) or "nothing"
         extra = ", ".join(r.extra) or "nothing"  # a requirement Colab already satisfies installs nothing there
-        print(f"chapter {r.chapter}: from Colab {colab}; its setup cell installs course_utils + {extra}")
+        print(f"{r.notebook} (chapter {r.chapter}): from Colab {colab}; its setup cell installs course_utils + {extra}")
         if r.optional_missing:
             print(f"    optional imports, neither declared nor installed (guarded): {'; '.join(r.optional_missing)}")
     if problems:
