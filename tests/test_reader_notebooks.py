@@ -21,7 +21,7 @@ from tools import reader_notebooks as rn
 
 ROOT = layout.ROOT
 
-SITE_INPUTS = ["notebooks", "book", "_config.yml", "_toc.yml", "tools/reader_notebooks.py", "tools/layout.py"]
+SITE_INPUTS = ["book", "_config.yml", "_toc.yml", "tools/reader_notebooks.py", "tools/layout.py"]  # and the chapters
 
 
 def _chapters_in_the_book() -> list[Path]:
@@ -34,7 +34,7 @@ CHAPTERS = _chapters_in_the_book()
 
 
 def _newest_input() -> float:
-    newest = 0.0
+    newest = max((p.stat().st_mtime for p in layout.chapter_sources(ROOT, ".ipynb")), default=0.0)
     for name in SITE_INPUTS:
         path = ROOT / name
         files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and "_build" not in p.parts]
