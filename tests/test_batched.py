@@ -20,16 +20,9 @@ from torch import nn
 
 from course_utils import batched, training
 from course_utils.models import SmallCNN
+from helpers import one_torch_thread  # noqa: F401  (autouse: every test here on one torch thread)
 
 RTOL, ATOL = 1e-9, 1e-11
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def blobs(n=150, d=2, k=3, seed=0, dtype=torch.float64):
@@ -179,9 +172,22 @@ def test_stack_forward_and_unstack_match_the_members():
 def test_stack_auto_mode_picks_layers_for_sequential_and_a_bare_linear_else_vmap():
     assert batched.stack([mlp(0), mlp(1)]).mode == "layers"
     assert batched.stack([nn.Linear(4, 3), nn.Linear(4, 3)]).mode == "layers"
-    assert batched.stack([SmallCNN(seed=0), SmallCNN(seed=1)]).mode == "vmap"
-    net = batched.stack([SmallCNN(seed=0), SmallCNN(seed=1)], forward=lambda m, x: m.head(m.backbone(x)))
+    assert batched.stack([SmallCNN(seed=0), SmallCNN(seed=1)]).mode == "layers"  # its forward is known
+    assert batched.stack([SmallCNN(seed=0), SmallCNN(seed=1)], mode="vmap").mode == "vmap"
+
+    class Custom(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.body(x).flatten(1)
+
+    assert batched.stack([Custom(), Custom()]).mode == "vmap"
+    net = batched.stack([Custom(), Custom()], forward=lambda m, x: m.body(x))
     assert net.mode == "layers"
+    with pytest.raises(ValueError, match=r"batched SmallCNN expects input of shape \(S, N, 1, 28, 28\)"):
+        batched.stack([SmallCNN(seed=0), SmallCNN(seed=1)])(torch.zeros(2, 3, 28, 28))
 
 
 def test_stack_leaves_the_models_untouched_and_keeps_frozen_parameters_frozen():
@@ -349,13 +355,14 @@ def test_conv_net_with_batch_norm_2d_equals_separate_runs():
     np.testing.assert_allclose(batched.predict(net, X)[1], training.predict(model, X))
 
 
-@pytest.mark.parametrize("forward", [None, lambda m, x: m.head(m.backbone(x))])
-def test_small_cnn_equals_separate_runs(forward):
+@pytest.mark.parametrize("mode", ["layers", "vmap"])
+def test_small_cnn_equals_separate_runs(mode):
     X, y = images(n=32, size=28)
     X = X.float()
     seeds = [0, 1]
     net = batched.stack([SmallCNN(num_classes=3, channels=(4, 6), feature_dim=16, seed=s) for s in seeds],
-                        forward=forward)
+                        mode=mode)
+    assert net.mode == mode
     opt = batched.optimizer(net, torch.optim.Adam, lr=1e-3)
     batched.fit(net, batched.Loader(X, y, 8, seeds), optimizer=opt, num_epochs=2, progress=False)
     for k, seed in enumerate(seeds):
