@@ -8,7 +8,11 @@ selects it with ``bibtex_default_style: book``.
 """
 from __future__ import annotations
 
+import codecs
+import re
 from pathlib import Path
+
+import latexcodec  # noqa: F401  (registers the "ulatex" codec; a dependency of pybtex)
 
 from pybtex.database import parse_file
 from pybtex.plugin import register_plugin
@@ -17,8 +21,14 @@ from pybtex.style.labels import BaseLabelStyle
 from pybtex.style.sorting.author_year_title import SortingStyle
 
 
+def plain(latex: str) -> str:
+    """BibTeX text as a reader sees it: accents decoded, protective braces dropped ("{tecperson}" -> "tecperson")."""
+    text = codecs.decode(latex, "ulatex")
+    return re.sub(r"\s+", " ", text.replace("{", "").replace("}", "")).strip()
+
+
 def _last(person) -> str:
-    return " ".join(person.prelast_names + person.last_names)
+    return plain(" ".join(person.prelast_names + person.last_names))
 
 
 def author_year(entry) -> str:
@@ -26,7 +36,7 @@ def author_year(entry) -> str:
     persons = entry.persons.get("author") or entry.persons.get("editor") or []
     year = entry.fields.get("year", "n.d.")
     if not persons:
-        names = entry.fields.get("organization") or entry.fields.get("title", "Anonymous")
+        names = plain(entry.fields.get("organization") or entry.fields.get("title", "Anonymous"))
     elif len(persons) == 1:
         names = _last(persons[0])
     elif len(persons) == 2:

@@ -1,13 +1,17 @@
 """Sphinx extension: offer each chapter's jupytext ``.py`` source beside the ``.ipynb`` download.
 
 sphinx-book-theme's download menu lists the page's source (the .ipynb) and a PDF. A chapter's
-reviewed source is its paired ``notebooks/NN_slug.py``: this adds a ``.py`` entry to that menu
+reviewed source is its paired ``notebooks/NN_slug.py`` (or a part's ``NN_P_slug.py``): this adds a ``.py`` entry to that menu
 and copies the files to ``_sources/notebooks/`` in the built site.
 """
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from book_site import layout_module  # noqa: E402  (tools/layout.py: the chapters' file names)
 
 
 def _add_py_button(app, pagename, templatename, context, doctree):
@@ -33,7 +37,7 @@ def _copy_py_sources(app, exception):
         return
     out = Path(app.outdir) / "_sources" / "notebooks"
     out.mkdir(parents=True, exist_ok=True)
-    for py in sorted((Path(app.srcdir) / "notebooks").glob("[0-9][0-9]_*.py")):
+    for py in layout_module().chapter_sources(Path(app.srcdir), ".py"):
         shutil.copy2(py, out / py.name)
 
 
