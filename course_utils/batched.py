@@ -70,8 +70,8 @@ once per distinct rate from the same parameters and state, and each member keeps
 own rate (``rates="exact"``), or, cheaper, steps once at the largest rate and moves each member
 its rate's share of the way (``rates="scaled"``, exact up to about one rounding per step). A NaN
 or inf in one member therefore never reaches another, and with ``rates="exact"`` a member's
-numbers do not depend on which other members train beside it (tested bitwise with the same
-number of members).
+numbers do not depend on which other members train beside it (tested bitwise: beside a member
+that diverges, and against a run without it).
 
 Why one module (about 1,500 lines): the stacked model, the loader, the optimizer and the trainer
 share one convention (the member axis first, members stopped through ``Stack.active``), and a

@@ -405,7 +405,8 @@ def test_custom_forward_with_extra_arguments_in_layers_and_vmap_mode():
 
 # --------------------------------------------------------------------------- isolation
 def test_a_diverging_member_leaves_the_others_bitwise_unchanged():
-    """Member 2 at a rate that overflows; members 0 and 1 are bitwise what they are beside a sane member 2."""
+    """Member 2 at a rate that overflows; members 0 and 1 are bitwise what they are beside a sane member 2,
+    and what a run of members 0 and 1 alone gives (each member's matrix products are its own)."""
     X, y = blobs()
     seeds = [0, 1, 2]
 
@@ -423,6 +424,11 @@ def test_a_diverging_member_leaves_the_others_bitwise_unchanged():
     for k in (0, 1):
         assert bitwise_equal(wild.member(k), sane.member(k))
         assert wild_hists[k].equals(sane_hists[k])
+    without = batched.stack([mlp(s) for s in seeds[:2]])  # a run without member 2 at all
+    batched.fit(without, batched.Loader(X, y, 32, seeds[:2]),
+                optimizer=batched.optimizer(without, torch.optim.SGD, lr=0.05, momentum=0.9), num_epochs=4,
+                progress=False)
+    assert all(bitwise_equal(wild.member(k), without.member(k)) for k in (0, 1))
     stopped, stopped_hists = run([0.05, 0.05, 1e30], on_divergence="stop")
     assert len(stopped_hists[2]) == 1 and len(stopped_hists[0]) == 4
     assert all(bitwise_equal(stopped.member(k), sane.member(k)) for k in (0, 1))
@@ -722,3 +728,26 @@ def test_linear_probe_on_frozen_pretrained_backbones_equals_separate_runs():
         member = net.member(k)
         assert all(torch.equal(a, b) for a, b in zip(member.backbone.state_dict().values(), before[k].values()))
         assert_same_model(member, model, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_batched_training_on_cuda_agrees_with_cpu():
+    X, y = blobs(dtype=torch.float32)
+    Xi, yi = images(n=32, size=28)
+    results = {}
+    for device in ("cpu", "cuda"):
+        net = batched.stack([mlp(s).float() for s in range(3)]).to(device)
+        opt = batched.optimizer(net, torch.optim.Adam, lr=[1e-2, 1e-3, 1e-2])
+        hists = batched.fit(net, batched.Loader(X, y, 32, [0, 1, 2], device=device), optimizer=opt, num_epochs=2,
+                            val=(X, y), progress=False)
+        cnn = batched.stack([SmallCNN(num_classes=3, channels=(4, 6), feature_dim=16, seed=s) for s in range(2)])
+        cnn = cnn.to(device)
+        batched.fit(cnn, batched.Loader(Xi.float(), yi, 8, [0, 1], device=device),
+                    optimizer=batched.optimizer(cnn, torch.optim.SGD, lr=0.05, momentum=0.9), num_epochs=1,
+                    progress=False)
+        assert next(net.parameters()).device.type == device
+        results[device] = (hists, net.member(1).cpu(), batched.predict(cnn, Xi.float()))
+    for k in range(3):
+        np.testing.assert_allclose(results["cuda"][0][k]["train_loss"], results["cpu"][0][k]["train_loss"], rtol=1e-4)
+    assert_same_model(results["cuda"][1], results["cpu"][1], rtol=1e-3, atol=1e-5)
+    assert (results["cuda"][2] == results["cpu"][2]).mean() > 0.9
