@@ -3,9 +3,9 @@
 and run or read its hyperparameter sweep.
 
 The source assignment's trainer: the same arguments and short flags. The defaults of the
-hyperparameters are a configuration in the tied top group of chapter 5's sweep
-(notebooks/05_backprop_fashion_mnist: re-trained with three seeds beside the sweep's best
-configurations, none of which beats it on every seed); ``--help`` lists them.
+hyperparameters are a configuration in the top group of chapter 5.2's sweep
+(notebooks/05_2_hyperparameter_sweep: re-trained with three seeds beside the sweep's best
+configurations, no configuration the sweep found is resolved ahead of it); ``--help`` lists them.
 
 Logging: when the ``wandb`` package is installed and configured (``WANDB_API_KEY`` set, a
 ``wandb login`` entry in ~/.netrc, or ``WANDB_MODE=offline``) the run is also logged to
@@ -13,7 +13,7 @@ Weights & Biases. Every run, with or without W&B, writes a local run folder
 ``runs/<name>/`` with ``config.json``, ``metrics.csv`` (one row per epoch) and ``summary.json``
 (status, test loss and accuracy; strict JSON). No account or network is ever needed.
 
-This file is a thin wrapper: the code is :mod:`course_utils.cli`, so that ``python -m
+This file is a thin wrapper: the code is the package :mod:`course_utils.cli`, so that ``python -m
 course_utils.cli ...`` does the same where only the package is installed (Google Colab).
 
 Examples::
@@ -38,13 +38,13 @@ from course_utils.cli import (  # noqa: E402  (re-exported: tests and chapter 5 
     FIXED,
     SOURCE_DEFAULTS,
     RunFolder,
-    _wandb_configured,
     build_parser,
     build_report_parser,
     build_sweep_parser,
     main,
     start_wandb,
 )
+from course_utils.cli.runs import _wandb_configured  # noqa: E402
 
 __all__ = ["BEST", "DATASETS", "FIXED", "SOURCE_DEFAULTS", "RunFolder", "_wandb_configured", "build_parser",
            "build_report_parser", "build_sweep_parser", "main", "start_wandb"]

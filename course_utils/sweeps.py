@@ -1,10 +1,12 @@
-"""Hyperparameter search helpers on optuna: a search space, an objective with pruning, a study,
-the storage and worker loop of a sweep that outlives a process, and the tables and figures that
-read a sweep.
+"""Hyperparameter search on optuna, as chapter 5 teaches it: a search space, a sampler and a
+pruner, the objective (train one configuration, report each epoch), and the tables and figures
+that read a sweep.
 
 Introduced in chapter 5 (the sweep over the source assignment's space on Fashion-MNIST); the
 command-line sweep (``python train.py sweep``, :mod:`course_utils.cli`) runs the same space and
-the same trial with parallel, resumable workers.
+the same trial with parallel, resumable workers, on the machinery of
+:mod:`course_utils.sweep_storage` (storage, lock, heartbeats, the worker loop), and writes its
+report with :mod:`course_utils.sweep_report`.
 
 Why optuna's TPE sampler rather than a grid or random search: the space is categorical and
 large (chapter 5's has 2*3*3*3*2*6*3*3*3 = 17,496 combinations), a full grid is out of reach,
@@ -18,39 +20,15 @@ earlier trials at that epoch.
 
 Reproducibility: ``TPESampler(seed=...)`` with ``n_jobs=1`` proposes the same trials every run,
 as long as the objective is deterministic (seed the model and the batch order from the trial's
-parameters, not from a global state). :func:`run_worker` seeds the sampler of trial number ``k``
-from ``(seed, k)``, so one worker repeats a sweep exactly, across a crash and restart too;
-several workers interleave their trials by timing, so their sweep differs from run to run.
-
-A sweep that outlives a process (:func:`open_storage`, :func:`open_study`, :func:`run_worker`):
-the trials live in an optuna RDB storage, a SQLite file on one machine or a PostgreSQL server for
-workers on many machines (optuna's own distributed mode). Workers record a heartbeat; a trial
-whose worker died stops beating and is marked failed by the next worker that looks (optuna's
-``fail_stale_trials``), so a killed worker loses at most its current trial. A lock around
-"count the trials, create the next one" (:class:`StudyLock`: a file lock beside a SQLite file, a
-PostgreSQL advisory lock) makes any number of workers stop at exactly the requested number of
-trials, counting completed, pruned and failed ones.
-
-Why SQLite and not optuna's journal file: both held up under 1, 2 and 4 concurrent worker
-processes on the 2-core reference machine (``tools/storage_bench.py``: 200-300 trials of a fast
-objective per run, no errors, no duplicated trial numbers, nothing left running). The journal
-file spends less time per trial, SQLite in write-ahead-log mode less than SQLite's default
-(which syncs every commit to disk); all of it is a fraction of a second, small beside trials
-that train for seconds to minutes. But in optuna 5.0.0 only the RDB storages record heartbeats,
-so only with them does the trial of a killed worker end as failed instead of running forever;
-and SQLite is the same code path as PostgreSQL.
+parameters, not from a global state). :func:`course_utils.sweep_storage.run_worker`
+seeds the sampler of trial number ``k`` from ``(seed, k)``, so one worker repeats a sweep exactly,
+across a crash and restart too; several workers interleave their trials by timing, so their sweep
+differs from run to run.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
-import socket
-import threading
-import time
 import warnings
-from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -72,24 +50,14 @@ __all__ = [
     "pruning_callback",
     "build_network",
     "make_objective",
-    "storage_url",
-    "redact_url",
-    "open_storage",
-    "StudyLock",
-    "open_study",
-    "run_worker",
-    "settle_running_trials",
-    "trial_seed",
-    "results_table",
     "trials_frame",
+    "results_table",
     "param_importances",
     "spearman_table",
     "marginal_means",
     "parallel_coordinates",
     "accuracy_by_trial_plot",
-    "best_summary",
     "train_command",
-    "write_report",
 ]
 
 #: The search space of the source assignment (CS6910 assignment 1), as name -> list of choices.
@@ -261,7 +229,7 @@ def run_study(study, objective, n_trials: int, *, progress: bool = True, desc: s
     n_trials = validation.positive_int("n_trials", n_trials)
     from tqdm.auto import tqdm
 
-    with tqdm(total=n_trials, desc=desc, disable=not progress, leave=False) as bar:
+    with tqdm(total=n_trials, desc=desc, disable=not progress, leave=True) as bar:  # the finished bar stays
         def tick(study, trial):
             bar.update(1)
 
@@ -322,316 +290,54 @@ def make_objective(X_train, y_train, X_val, y_val, *, num_classes: int, space: M
     return objective
 
 
-# --------------------------------------------------------------------------- storage, lock, workers
-def storage_url(spec: str | os.PathLike) -> str:
-    """An optuna storage URL: a file path becomes ``sqlite:///<absolute path>``; a ``postgresql://``
-    URL without a driver gets the PostgreSQL driver that is installed (``+psycopg2``, else
-    ``+psycopg``: SQLAlchemy 2.1 would pick psycopg 3 even where only psycopg2 is installed);
-    any other URL is returned as it is."""
-    text = os.fspath(spec)
-    if "://" not in text:
-        return "sqlite:///" + str(Path(text).expanduser().resolve())
-    if text.startswith("postgresql://") or text.startswith("postgres://"):
-        import importlib.util
-
-        for driver in ("psycopg2", "psycopg"):
-            if importlib.util.find_spec(driver) is not None:
-                return f"postgresql+{driver}://" + text.split("://", 1)[1]
-    return text
-
-
-def _postgres_driver_missing() -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(d) is None for d in ("psycopg2", "psycopg"))
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for messages and logs)."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL sqlalchemy understands: show it as given
-        return url
-
-
-def _backend(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).get_backend_name()
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URL (None for other URLs and for ``:memory:``)."""
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
-        return None
-    return Path(u.database)
-
-
-def open_storage(url: str, *, heartbeat_interval: int | None = 10, grace_period: int | None = None):
-    """An ``optuna.storages.RDBStorage`` for a SQLite or PostgreSQL URL, with heartbeats every
-    ``heartbeat_interval`` seconds (``None``: off) and running trials failed after ``grace_period``
-    seconds without one (optuna's default: twice the interval). SQLite waits up to 60 s for a lock
-    held by another worker; PostgreSQL connections are checked before use. Raises ValueError for
-    another kind of URL and for a PostgreSQL URL without its driver (psycopg2)."""
-    optuna = _optuna()
-    url = storage_url(url)
-    try:
-        backend = _backend(url)
-    except Exception as exc:
-        raise ValueError(f"not a storage URL: {redact_url(url)!r} ({exc})") from None
-    if backend == "sqlite":
-        path = sqlite_path(url)
-        engine_kwargs = {"connect_args": {"timeout": 60}}
-        if path is not None:
-            engine_kwargs = {"creator": _sqlite_connector(path)}
-    elif backend == "postgresql":
-        engine_kwargs = {"pool_pre_ping": True}
-        if _postgres_driver_missing():
-            raise ValueError("a PostgreSQL storage needs a driver: pip install psycopg2-binary")
-    else:
-        raise ValueError(f"unsupported storage {redact_url(url)!r}: use a SQLite file (sqlite:///path or a path) "
-                         f"or a PostgreSQL URL (postgresql://user:password@host:port/database)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                                          grace_period=grace_period)
-
-
-def _sqlite_connector(path: Path):
-    """A DBAPI connection factory for a SQLite file shared by worker processes on one machine:
-    write-ahead log (readers and the writer do not block each other), ``synchronous=NORMAL``
-    (an fsync per checkpoint instead of per commit: a killed process loses nothing committed; a
-    power cut may lose the last commits, never the file's consistency), 60 s busy timeout."""
-    import sqlite3
-
-    def connect():
-        conn = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
-
-    return connect
-
-
-class StudyLock:
-    """A lock shared by every worker of one study, held only while a worker counts the trials and
-    creates the next one (so that N workers stop at exactly the requested number).
-
-    SQLite storage: a ``filelock.FileLock`` on ``<database>.lock`` (fcntl on POSIX; released by the
-    operating system when a process dies). PostgreSQL: a session-level advisory lock
-    (``pg_advisory_lock``) on a connection of its own, keyed by the study name (released by the
-    server when the connection drops). Use as a context manager or with acquire()/release().
-    """
-
-    def __init__(self, url: str, study_name: str):
-        url = storage_url(url)
-        self.backend = _backend(url)
-        self._engine = self._conn = self._file = None
-        if self.backend == "sqlite":
-            path = sqlite_path(url)
-            if path is None:  # in-memory database: one process only
-                self._thread = threading.Lock()
-            else:
-                from filelock import FileLock
-
-                self._file = FileLock(str(path) + ".lock")
-        elif self.backend == "postgresql":
-            import sqlalchemy
-
-            digest = hashlib.sha256(f"course_utils.sweeps:{study_name}".encode()).digest()
-            self._key = int.from_bytes(digest[:8], "big", signed=True)
-            self._engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-            self._text = sqlalchemy.text
-        else:
-            raise ValueError(f"no study lock for a {self.backend} storage")
-
-    def acquire(self) -> None:
-        if self._file is not None:
-            self._file.acquire()
-        elif self._engine is not None:
-            if self._conn is None:
-                self._conn = self._engine.connect()
-            self._conn.execute(self._text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
-            self._conn.commit()
-        else:
-            self._thread.acquire()
-
-    def release(self) -> None:
-        if self._file is not None:
-            self._file.release()
-        elif self._engine is not None:
-            self._conn.execute(self._text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
-            self._conn.commit()
-        else:
-            self._thread.release()
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        if self._engine is not None:
-            self._engine.dispose()
-
-    def __enter__(self):
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-def open_study(storage, name: str, *, config: Mapping | None = None, create: bool = True, seed: int = 0,
-               n_startup_trials: int = 10, pruner_warmup_epochs: int | None = 1, pruner_startup_trials: int = 5):
-    """Create study ``name`` in ``storage`` (maximizing; ``config`` stored as its user attribute
-    ``"sweep_config"``) or load it when it exists. A loaded study must have been created with the
-    same ``config``: otherwise ValueError lists the differences (a restarted sweep must train
-    the same way, or its trials are not comparable). ``create=False`` only loads (KeyError when
-    there is no such study)."""
-    optuna = _optuna()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    sampler = make_sampler(seed, n_startup_trials=n_startup_trials)
-    pruner = make_pruner(pruner_warmup_epochs, pruner_startup_trials)
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
-    if name not in names:
-        if not create:
-            raise KeyError(f"no study named {name!r} in this storage" +
-                           (f"; it holds {', '.join(repr(n) for n in names)}" if names else "; it holds none"))
-        try:
-            study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
-                                        pruner=pruner)
-            if config is not None:
-                study.set_user_attr("sweep_config", json.loads(json.dumps(dict(config))))
-            return study
-        except optuna.exceptions.DuplicatedStudyError:
-            pass  # another worker created it a moment ago: load it below
-    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
-    if config is not None:
-        for _ in range(50):  # the creator sets the config right after creating the study
-            stored = study.user_attrs.get("sweep_config")
-            if stored is not None:
-                break
-            time.sleep(0.1)
-        if stored is None:
-            raise ValueError(f"study {name!r} exists but was not created by a sweep (it has no sweep_config): "
-                             f"use another study name")
-        wanted = json.loads(json.dumps(dict(config)))
-        diff = [f"{k}: stored {stored.get(k)!r}, now {wanted.get(k)!r}" for k in sorted(set(stored) | set(wanted))
-                if stored.get(k) != wanted.get(k)]
-        if diff:
-            raise ValueError(f"study {name!r} was started with other settings ({'; '.join(diff)}): "
-                             f"repeat them to continue it, or use another study name")
-    return study
-
-
-def trial_seed(seed: int, number: int) -> int:
-    """The sampler seed of trial ``number`` of a sweep seeded with ``seed`` (a 32-bit integer)."""
-    return int(np.random.SeedSequence([int(seed), int(number)]).generate_state(1)[0])
-
-
-def _worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def run_worker(study, objective, n_trials: int, *, lock, seed: int = 0, deadline: float | None = None,
-               n_startup_trials: int = 10, catch=(TrialDiverged,), on_trial: Callable | None = None,
-               should_stop: Callable[[], bool] | None = None) -> str:
-    """Pull trials from ``study`` until it holds ``n_trials`` trials (any state: completed, pruned,
-    failed, or running in another worker), until ``time.time()`` passes ``deadline`` (no new
-    trial is started after it) or until ``should_stop()`` is True. Returns why it stopped:
-    ``"done"``, ``"timeout"`` or ``"stopped"``.
-
-    Each trial runs through ``study.optimize(..., n_trials=1)``, so optuna's heartbeat and
-    stale-trial handling apply. ``lock`` (a :class:`StudyLock`) is held from counting the trials
-    until the next one exists; its sampler is seeded with :func:`trial_seed` of its number. The
-    trial's user attribute ``"worker"`` is ``host:pid``. ``on_trial(frozen_trial)`` is called
-    after each trial this worker finished. Exceptions from the objective other than ``catch``
-    (and KeyboardInterrupt) fail the trial and propagate.
-    """
-    optuna = _optuna()
-    n_trials = validation.positive_int("n_trials", n_trials)
-    worker = _worker_id()
-    while True:
-        if deadline is not None and time.time() >= deadline:
-            return "timeout"
-        if should_stop is not None and should_stop():
-            return "stopped"
-        held = True
-        lock.acquire()
-        try:
-            n = len(study.get_trials(deepcopy=False))
-            if n >= n_trials:
-                return "done"
-            study.sampler = make_sampler(trial_seed(seed, n), n_startup_trials=n_startup_trials)
-            finished = []
-
-            def gated(trial):
-                nonlocal held
-                lock.release()
-                held = False
-                trial.set_user_attr("worker", worker)
-                return objective(trial)
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
-                study.optimize(gated, n_trials=1, catch=tuple(catch), gc_after_trial=False,
-                               callbacks=[lambda s, t: finished.append(t)])
-        finally:
-            if held:
-                lock.release()
-        if on_trial is not None:
-            for t in finished:
-                on_trial(t)
-
-
-def settle_running_trials(study, *, wait: float) -> list[int]:
-    """Fail the running trials whose heartbeat has stopped (optuna's ``fail_stale_trials``),
-    waiting up to ``wait`` seconds for the trials of dead workers to go stale. Returns the numbers
-    of the trials still running then (their workers are alive, e.g. on another machine)."""
-    optuna = _optuna()
-    from optuna.storages import fail_stale_trials
-
-    running_state = (optuna.trial.TrialState.RUNNING,)
-    end = time.monotonic() + max(0.0, wait)
-    while True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
-            fail_stale_trials(study)
-        running = [t.number for t in study.get_trials(deepcopy=False, states=running_state)]
-        left = end - time.monotonic()
-        if not running or left <= 0:
-            return running
-        time.sleep(min(1.0, left))
-
-
 # --------------------------------------------------------------------------- reading a sweep
-def results_table(study, params: Sequence[str] | None = None, value_name: str = "val_acc", decimals: int = 3):
-    """One row per trial, best first: number, state (COMPLETE/PRUNED/FAIL), the parameters, the
-    value (the objective, or for a pruned trial its last reported value), and the epochs it ran."""
+def _last_value(t) -> float:
+    """A trial's objective, or for a pruned, failed or running trial the last value it reported (NaN if none)."""
+    optuna = _optuna()
+    if t.state == optuna.trial.TrialState.COMPLETE:
+        value = t.value
+    elif t.intermediate_values:
+        value = t.intermediate_values[max(t.intermediate_values)]
+    else:
+        value = float("nan")
+    return float(value) if value is not None else float("nan")
+
+
+def trials_frame(study, params: Sequence[str] | None = None, value_name: str = "val_acc"):
+    """One row per trial in trial order, at full precision: trial, state, the parameters, the value
+    (for a pruned or running trial its last reported value), the epochs reported, the wall time in
+    seconds (finished trials), the worker (``host:pid``) and a note (why it failed)."""
     import pandas as pd
 
     optuna = _optuna()
     rows = []
-    for t in study.trials:
-        if t.state == optuna.trial.TrialState.COMPLETE:
-            value = t.value
-        elif t.intermediate_values:
-            value = t.intermediate_values[max(t.intermediate_values)]
-        else:
-            value = float("nan")
+    for t in study.get_trials(deepcopy=False):
         keys = params if params is not None else list(t.params)
         row = {"trial": t.number, "state": t.state.name.lower()}
         row.update({k: t.params.get(k) for k in keys})
-        row[value_name] = round(float(value), decimals) if value is not None and np.isfinite(value) else float("nan")
-        row["epochs_run"] = (max(t.intermediate_values) if t.intermediate_values else 0)
+        row[value_name] = _last_value(t)
+        row["epochs_run"] = max(t.intermediate_values) if t.intermediate_values else 0
+        row["seconds"] = t.duration.total_seconds() if t.duration is not None else float("nan")
+        row["worker"] = t.user_attrs.get("worker", "")
+        note = ""
+        if "diverged_at_epoch" in t.user_attrs:
+            note = f"diverged in epoch {t.user_attrs['diverged_at_epoch']}"
+        elif t.state == optuna.trial.TrialState.FAIL:
+            note = t.system_attrs.get("fail_reason", "failed (worker stopped or crashed)")
+        row["note"] = note
         rows.append(row)
-    df = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def results_table(study, params: Sequence[str] | None = None, value_name: str = "val_acc", decimals: int = 3):
+    """One row per trial, best first: number, state (complete/pruned/fail), the parameters, the
+    value (the objective, or for a pruned trial its last reported value, rounded to ``decimals``),
+    and the epochs it ran: :func:`trials_frame`'s rows without the time, worker and note."""
+    df = trials_frame(study, params, value_name)
     if df.empty:
         return df
+    df = df.drop(columns=["seconds", "worker", "note"])
+    df[value_name] = [round(float(v), decimals) if math.isfinite(v) else float("nan") for v in df[value_name]]
     df["_complete"] = df["state"] == "complete"
     df = df.sort_values(["_complete", value_name, "trial"], ascending=[False, False, True], na_position="last")
     return df.drop(columns="_complete").reset_index(drop=True)
@@ -733,38 +439,6 @@ def _fmt(v) -> str:
     return str(v)
 
 
-# --------------------------------------------------------------------------- a sweep's report
-def trials_frame(study, params: Sequence[str] | None = None, value_name: str = "val_acc"):
-    """One row per trial in trial order, at full precision: trial, state, the parameters, the value
-    (for a pruned or running trial its last reported value), the epochs reported, the wall time in
-    seconds (finished trials), the worker (``host:pid``) and a note (why it failed)."""
-    import pandas as pd
-
-    optuna = _optuna()
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        if t.state == optuna.trial.TrialState.COMPLETE:
-            value = t.value
-        elif t.intermediate_values:
-            value = t.intermediate_values[max(t.intermediate_values)]
-        else:
-            value = float("nan")
-        keys = params if params is not None else list(t.params)
-        row = {"trial": t.number, "state": t.state.name.lower()}
-        row.update({k: t.params.get(k) for k in keys})
-        row[value_name] = float(value) if value is not None else float("nan")
-        row["epochs_run"] = max(t.intermediate_values) if t.intermediate_values else 0
-        row["seconds"] = t.duration.total_seconds() if t.duration is not None else float("nan")
-        row["worker"] = t.user_attrs.get("worker", "")
-        note = ""
-        if "diverged_at_epoch" in t.user_attrs:
-            note = f"diverged in epoch {t.user_attrs['diverged_at_epoch']}"
-        elif t.state == optuna.trial.TrialState.FAIL:
-            note = t.system_attrs.get("fail_reason", "failed (worker stopped or crashed)")
-        row["note"] = note
-        rows.append(row)
-    return pd.DataFrame(rows)
-
 
 def accuracy_by_trial_plot(data, ax=None, value: str = "val_acc", title: str | None = None):
     """Each finished trial's ``value`` against its trial number (the plot a W&B sweep shows first),
@@ -850,108 +524,3 @@ def train_command(params: Mapping, *, dataset: str | None = None, schedule: str 
     if seed is not None:
         parts += ["--seed", str(seed)]
     return " ".join(parts)
-
-
-def best_summary(study, **command) -> dict | None:
-    """The best completed trial as a dict (trial, value, params, train_command), or None;
-    ``command`` holds the keywords of :func:`train_command` (dataset, schedule, subset, ...)."""
-    optuna = _optuna()
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if not done:
-        return None
-    best = max(done, key=lambda t: (t.value, -t.number))
-    return {"trial": best.number, "value": best.value, "params": dict(best.params),
-            "train_command": train_command(best.params, **command)}
-
-
-def _markdown(df, index: bool = True) -> str:
-    """``df`` as a Markdown table (pandas' ``to_markdown``, which needs the tabulate package; without
-    it, the plain-text table in a code block, with a note)."""
-    try:
-        return df.to_markdown(index=index)
-    except ImportError:
-        return "```\n" + df.to_string(index=index) + "\n```\n(pip install tabulate for a Markdown table)"
-
-
-def write_report(study, folder, *, space: Mapping[str, Sequence] | None = None, seed: int = 0,
-                 value_name: str = "val_acc", **command) -> dict:
-    """Write a sweep's report into ``folder`` (created if needed) from the stored trials; works while
-    the sweep is still running. Files: ``results.csv`` (every trial, in trial order, full precision),
-    ``results.md`` (best first, rounded), ``accuracy_by_trial.png``, ``parallel_coordinates.png``,
-    ``importances.csv`` (fANOVA, seeded with ``seed``, the sweep's seed), ``best.json`` and
-    ``report.md`` (all of it on one page); ``command`` holds the other keywords of
-    :func:`train_command` for the best trial's command line. Returns a dict with the paths written, the state counts, the best trial and, for
-    a part that could not be made yet (too few trials), the reason."""
-    import pandas as pd
-    from matplotlib.figure import Figure
-    import matplotlib as mpl
-
-    from . import plots
-
-    _optuna()  # a clear ImportError before any file is written
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    params = list(space) if space is not None else None
-    out: dict = {"folder": folder, "files": {}, "skipped": {}}
-
-    frame = trials_frame(study, params, value_name)
-    frame.to_csv(folder / "results.csv", index=False)
-    out["files"]["results.csv"] = folder / "results.csv"
-    table = results_table(study, params, value_name)
-    (folder / "results.md").write_text((_markdown(table, index=False) if len(table) else "(no trials yet)") + "\n")
-    out["files"]["results.md"] = folder / "results.md"
-    counts = frame["state"].value_counts().to_dict() if len(frame) else {}
-    out["counts"] = {k: int(counts.get(k, 0)) for k in ("complete", "pruned", "fail", "running")}
-
-    with mpl.rc_context(plots.STYLE):
-        fig = Figure(figsize=(6.4, 3.8), layout="constrained")
-        accuracy_by_trial_plot(table if len(table) else pd.DataFrame(columns=["trial", "state", value_name]),
-                               ax=fig.add_subplot(), value=value_name)
-        fig.savefig(folder / "accuracy_by_trial.png")
-        out["files"]["accuracy_by_trial.png"] = folder / "accuracy_by_trial.png"
-
-        names = params or sorted({k for t in study.get_trials(deepcopy=False) for k in t.params})
-        have = table.dropna(subset=[value_name]) if len(table) else table
-        have = have.dropna(subset=names) if len(have) else have
-        if len(have):
-            fig = Figure(figsize=(1.15 * (len(names) + 1) + 1.5, 4.2), layout="constrained")
-            parallel_coordinates(have, names, value=value_name, ax=fig.add_subplot(), space=space,
-                                 title=f"Parallel coordinates: {len(have)} trials, coloured by {value_name}")
-            fig.savefig(folder / "parallel_coordinates.png")
-            out["files"]["parallel_coordinates.png"] = folder / "parallel_coordinates.png"
-        else:
-            out["skipped"]["parallel_coordinates.png"] = "no trial has a value yet"
-
-    n_done = out["counts"]["complete"]
-    try:
-        if n_done < 2:
-            raise ValueError(f"fANOVA needs at least 2 completed trials, the study has {n_done}")
-        imp = param_importances(study, seed=seed, decimals=3)
-        imp.rename_axis("parameter").to_csv(folder / "importances.csv")
-        out["files"]["importances.csv"] = folder / "importances.csv"
-        out["importances"] = imp
-    except (ValueError, RuntimeError) as exc:
-        out["skipped"]["importances.csv"] = str(exc)
-        out["importances"] = None
-
-    best = best_summary(study, seed=seed if seed else None, **command)
-    out["best"] = best
-    (folder / "best.json").write_text(json.dumps(best, indent=2) + "\n")
-    out["files"]["best.json"] = folder / "best.json"
-
-    lines = [f"# Sweep report: study {study.study_name!r}", "",
-             f"{len(frame)} trials: " + ", ".join(f"{v} {k}" for k, v in out["counts"].items()) + ".", ""]
-    if best is not None:
-        lines += [f"Best: trial {best['trial']}, {value_name} {best['value']:.4f}. Train it with:", "",
-                  f"    {best['train_command']}", ""]
-    for name in ("accuracy_by_trial.png", "parallel_coordinates.png"):
-        if name in out["files"]:
-            lines += [f"![{name[:-4]}]({name})", ""]
-    if out["importances"] is not None:
-        lines += ["## fANOVA importances", "", _markdown(out["importances"].rename_axis("parameter").to_frame()), ""]
-    lines += ["## Trials, best first", "", (folder / "results.md").read_text()]
-    for name, why in out["skipped"].items():
-        lines += [f"Not written: {name} ({why}).", ""]
-    (folder / "report.md").write_text("\n".join(lines))
-    out["files"]["report.md"] = folder / "report.md"
-    return out

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from course_utils import cache as cache_io  # reads every file (tests patch its open)
 from course_utils import data
+from helpers import WorkerPool
 from test_data_support import IDX_NAMES, closed_port_url, copy_to, digest, file_server, make_tiny_idx, sha  # noqa: F401
 
 N_WORKERS = 4
@@ -67,65 +66,11 @@ for line in sys.stdin:
 '''
 
 
-class Workers:
-    """``n`` worker processes started together; ``go()`` releases all of them at once."""
-
-    def __init__(self, tmp: Path, cfg: dict, env: dict, n: int = N_WORKERS):
-        script = tmp / "worker.py"
-        script.write_text(WORKER)
-        cfg_file = tmp / "worker.json"
-        cfg_file.write_text(json.dumps(cfg))
-        self.stderr = [open(tmp / f"worker{i}.stderr", "w+") for i in range(n)]
-        self.procs = [subprocess.Popen([sys.executable, str(script), str(cfg_file)], stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=tmp)
-                      for err in self.stderr]
-        self.queues = [queue.Queue() for _ in self.procs]
-        for p, q in zip(self.procs, self.queues):
-            threading.Thread(target=self._pump, args=(p, q), daemon=True).start()
-        for reply in self._collect():
-            assert reply.get("ready"), reply
-
-    @staticmethod
-    def _pump(proc, q):
-        for line in proc.stdout:
-            q.put(line)
-        q.put(None)
-
-    def _collect(self) -> list[dict]:
-        replies = []
-        for i, q in enumerate(self.queues):
-            try:
-                line = q.get(timeout=ROUND_TIMEOUT_S)
-            except queue.Empty:
-                pytest.fail(f"worker {i} gave no answer within {ROUND_TIMEOUT_S} s; stderr:\n{self.tail(i)}")
-            if line is None:
-                pytest.fail(f"worker {i} exited (code {self.procs[i].poll()}); stderr:\n{self.tail(i)}")
-            replies.append(json.loads(line))
-        return replies
-
-    def tail(self, i: int) -> str:
-        self.stderr[i].flush()
-        self.stderr[i].seek(0)
-        return self.stderr[i].read()[-3000:]
-
-    def go(self) -> list[dict]:
-        for p in self.procs:  # a few microseconds apart: the workers start together
-            p.stdin.write("go\n")
-            p.stdin.flush()
-        return self._collect()
-
-    def close(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.stdin.close()
-        for p in self.procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        for f in self.stderr:
-            f.close()
+def start_workers(tmp: Path, cfg: dict, env: dict, n: int = N_WORKERS) -> WorkerPool:
+    """``n`` worker processes loading the dataset ``cfg`` describes; ``send(["go"] * n)`` releases all at once."""
+    cfg_file = tmp / "worker.json"
+    cfg_file.write_text(json.dumps(cfg))
+    return WorkerPool(WORKER, [str(cfg_file)], tmp, env, n, ROUND_TIMEOUT_S)
 
 
 def worker_env(**extra) -> dict:
@@ -185,7 +130,7 @@ def test_four_processes_repair_a_damaged_cache_20_rounds_in_a_row(tmp_path, file
     env = worker_env(COURSE_CACHE=tmp_path / "cache", COURSE_DATA=tmp_path / "mirror")
     cache = tmp_path / "cache" / "data" / "fashion-mnist"
     names = [IDX_NAMES[r] for r in ("train_images", "train_labels", "test_images", "test_labels")]
-    workers = Workers(tmp_path, cfg, env)
+    workers = start_workers(tmp_path, cfg, env)
     try:
         for rnd in range(N_ROUNDS):
             server.reset_counts()
@@ -194,7 +139,7 @@ def test_four_processes_repair_a_damaged_cache_20_rounds_in_a_row(tmp_path, file
             else:
                 what = damage(cache, names, rnd)
                 expected = {what["corrupted"]: 1, what["truncated"]: 1, what["deleted"]: 1}
-            replies = workers.go()
+            replies = workers.send(["go"] * N_WORKERS)
             label = f"round {rnd + 1} of {N_ROUNDS}"
             check_round(label, replies, truth)
             got = {Path(p).name: c for p, c in server.counts.items()}
@@ -223,9 +168,9 @@ def test_four_processes_repair_a_damaged_cache_of_the_real_fashion_mnist(tmp_pat
     what = damage(cache, names, 1)  # train-labels corrupted, t10k-images truncated, t10k-labels deleted
     cfg = {"name": "fashion-mnist", "urls": [closed_port_url()], "system_dirs": [str(tmp_path / "system")]}
     env = worker_env(COURSE_CACHE=tmp_path / "cache", COURSE_DATA_URL=server.url)
-    workers = Workers(tmp_path, cfg, env)
+    workers = start_workers(tmp_path, cfg, env)
     try:
-        replies = workers.go()
+        replies = workers.send(["go"] * N_WORKERS)
     finally:
         workers.close()
     check_round("real Fashion-MNIST", replies, truth)
@@ -260,7 +205,7 @@ def test_a_file_deleted_just_before_it_is_read_counts_as_missing(tiny_with_cache
             victim.unlink()  # the other process wins the race
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(data, "open", racing_open, raising=False)
+    monkeypatch.setattr(cache_io, "open", racing_open, raising=False)
     ds = data.load("fashion-mnist", progress=False)
     assert fired and ds.source == "download"
     np.testing.assert_array_equal(ds.X_test, arrays["test_images"])

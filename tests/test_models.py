@@ -14,14 +14,7 @@ from torch import nn
 
 from course_utils import models
 from course_utils.models import SmallCNN, WeightsError
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from helpers import one_torch_thread  # noqa: F401  (autouse: every test here on one torch thread)
 
 
 def _images(n=6, seed=0):

@@ -22,29 +22,17 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from course_utils import cli, sweeps  # noqa: E402
+from course_utils import cli, sweep_report, sweep_storage, sweeps  # noqa: E402
+from course_utils.cli import arguments, workers  # noqa: E402
+from helpers import ROOT, TRAIN, fake_wandb, require_datasets, train_env, wandb_calls  # noqa: E402
+from helpers import popen_train as popen  # noqa: E402
+from helpers import run_train as run  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ROOT / "train.py"
 TRIAL_LINE = re.compile(r"trial (\d+) (complete|pruned|failed)\b(?:: val_acc (\d\.\d{4}))?.*\| (.*)$")
 
 
-def env():
-    return dict(os.environ, COURSE_OFFLINE="1", PYTHONHASHSEED="0")
-
-
-def run(args, timeout=300):
-    return subprocess.run([sys.executable, str(TRAIN), *args], capture_output=True, text=True, env=env(),
-                          timeout=timeout, cwd=ROOT)
-
-
-def popen(args):
-    return subprocess.Popen([sys.executable, str(TRAIN), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env(), cwd=ROOT)
-
-
 def load(folder: Path, study: str):
-    return optuna.load_study(study_name=study, storage=sweeps.open_storage(folder / study / "study.db",
+    return optuna.load_study(study_name=study, storage=sweep_storage.open_storage(folder / study / "study.db",
                                                                            heartbeat_interval=None))
 
 
@@ -62,13 +50,7 @@ def recorded(stdout: str) -> dict[int, tuple[str, float | None, str]]:
 
 @pytest.fixture(scope="module")
 def have_data():
-    from course_utils import data
-
-    try:
-        data.load("fashion-mnist", download=False, progress=False)
-    except data.DatasetNotFoundError:
-        pytest.skip("Fashion-MNIST not found (set COURSE_DATA to the mirror, e.g. ../shared/data); the sweep trains "
-                    "on real data")
+    require_datasets("fashion-mnist")
 
 
 # --------------------------------------------------------------------------- the space and small helpers
@@ -78,7 +60,7 @@ def test_space_is_the_sources_with_he_and_one_definition():
     assert sweeps.space_size(space) == 2 * 3 * 3 * 3 * 2 * 6 * 3 * 3 * 3 == 17_496
     assert list(sweeps.TRAIN_FLAGS) == list(space)
     # the CLI's sweep uses this very dict (no copy of the space in course_utils.cli)
-    assert "sweeps.SOURCE_SPACE" in Path(cli.__file__).read_text()
+    assert "sweeps.SOURCE_SPACE" in Path(arguments.__file__).read_text()
     assert sweeps.parse_space_override([]) == space and sweeps.parse_space_override([]) is not space
 
 
@@ -108,10 +90,10 @@ def test_train_command_trains_the_configuration_it_names():
 
 
 def test_trial_seeds_are_fixed_per_trial_and_differ_between_trials():
-    seeds = [sweeps.trial_seed(0, k) for k in range(50)]
-    assert seeds == [sweeps.trial_seed(0, k) for k in range(50)]
+    seeds = [sweep_storage.trial_seed(0, k) for k in range(50)]
+    assert seeds == [sweep_storage.trial_seed(0, k) for k in range(50)]
     assert len(set(seeds)) == 50 and all(0 <= s < 2**32 for s in seeds)
-    assert sweeps.trial_seed(1, 0) != sweeps.trial_seed(0, 0)
+    assert sweep_storage.trial_seed(1, 0) != sweep_storage.trial_seed(0, 0)
 
 
 def _toy_trials():
@@ -155,10 +137,10 @@ def test_accuracy_by_trial_plot_marks_each_state_and_the_running_best():
 
 
 def test_write_report_reads_a_stored_study(tmp_path):
-    storage = sweeps.open_storage(tmp_path / "s.db", heartbeat_interval=None)
-    study = sweeps.open_study(storage, "toy", config={"space": {"a": [1, 2, 3]}})
+    storage = sweep_storage.open_storage(tmp_path / "s.db", heartbeat_interval=None)
+    study = sweep_storage.open_study(storage, "toy", config={"space": {"a": [1, 2, 3]}})
     study.add_trials(_toy_trials())
-    report = sweeps.write_report(study, tmp_path / "report", space={"a": [1, 2, 3]}, seed=3, dataset="mnist",
+    report = sweep_report.write_report(study, tmp_path / "report", space={"a": [1, 2, 3]}, seed=3, dataset="mnist",
                                  schedule="cosine", subset=300)
     assert report["counts"] == {"complete": 3, "pruned": 1, "fail": 1, "running": 0}
     names = {"results.csv", "results.md", "accuracy_by_trial.png", "parallel_coordinates.png", "importances.csv",
@@ -176,45 +158,45 @@ def test_write_report_reads_a_stored_study(tmp_path):
     assert best["train_command"] == "python train.py -d mnist --lr_schedule cosine --subset 300 --seed 3"
     assert "Best: trial 2" in (tmp_path / "report" / "report.md").read_text()
     # a study with too few trials still gets a report that says what is missing
-    empty = sweeps.open_study(storage, "empty", config={})
-    report = sweeps.write_report(empty, tmp_path / "empty")
+    empty = sweep_storage.open_study(storage, "empty", config={})
+    report = sweep_report.write_report(empty, tmp_path / "empty")
     assert "importances.csv" in report["skipped"] and "parallel_coordinates.png" in report["skipped"]
     assert json.loads((tmp_path / "empty" / "best.json").read_text()) is None
 
 
 def test_a_restarted_study_must_have_the_same_settings(tmp_path):
-    storage = sweeps.open_storage(tmp_path / "s.db", heartbeat_interval=None)
-    sweeps.open_study(storage, "s", config={"subset": 300, "seed": 0})
-    again = sweeps.open_study(storage, "s", config={"subset": 300, "seed": 0})
+    storage = sweep_storage.open_storage(tmp_path / "s.db", heartbeat_interval=None)
+    sweep_storage.open_study(storage, "s", config={"subset": 300, "seed": 0})
+    again = sweep_storage.open_study(storage, "s", config={"subset": 300, "seed": 0})
     assert again.study_name == "s"
     with pytest.raises(ValueError, match=r"started with other settings \(subset: stored 300, now 400\)"):
-        sweeps.open_study(storage, "s", config={"subset": 400, "seed": 0})
+        sweep_storage.open_study(storage, "s", config={"subset": 400, "seed": 0})
     with pytest.raises(KeyError, match="no study named 'nope'.*it holds 's'"):
-        sweeps.open_study(storage, "nope", create=False)
+        sweep_storage.open_study(storage, "nope", create=False)
 
 
 TOY_WORKER = textwrap.dedent("""
     import sys, time
-    from course_utils import sweeps
+    from course_utils import sweep_storage, sweeps
     url, n = sys.argv[1], int(sys.argv[2])
-    storage = sweeps.open_storage(url, heartbeat_interval=1)
-    study = sweeps.open_study(storage, "toy", config={"toy": 1})
-    lock = sweeps.StudyLock(url, "toy")
+    storage = sweep_storage.open_storage(url, heartbeat_interval=1)
+    study = sweep_storage.open_study(storage, "toy", config={"toy": 1})
+    lock = sweep_storage.StudyLock(url, "toy")
 
     def objective(trial):
         p = sweeps.suggest(trial, {"a": [1, 2, 3, 4], "b": [0.1, 0.2, 0.3]})
         time.sleep(0.05)
         return p["a"] * p["b"]
 
-    print(sweeps.run_worker(study, objective, n, lock=lock, seed=0, n_startup_trials=3))
+    print(sweep_storage.run_worker(study, objective, n, lock=lock, seed=0, n_startup_trials=3))
 """)
 
 
 def test_three_processes_stop_at_exactly_the_requested_number_of_trials(tmp_path):
     """The lock around 'count, then create the next trial' makes N workers finish exactly n trials
     (optuna's MaxTrialsCallback alone overshoots by up to N - 1)."""
-    url = sweeps.storage_url(tmp_path / "toy.db")
-    sweeps.open_study(sweeps.open_storage(url, heartbeat_interval=1), "toy", config={"toy": 1})
+    url = sweep_storage.storage_url(tmp_path / "toy.db")
+    sweep_storage.open_study(sweep_storage.open_storage(url, heartbeat_interval=1), "toy", config={"toy": 1})
     procs = [subprocess.Popen([sys.executable, "-c", TOY_WORKER, url, "25"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(3)]
     outs = [p.communicate(timeout=120) for p in procs]
@@ -228,12 +210,12 @@ def test_three_processes_stop_at_exactly_the_requested_number_of_trials(tmp_path
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_trial_whose_worker_stopped_beating_is_failed(tmp_path):
-    storage = sweeps.open_storage(tmp_path / "s.db", heartbeat_interval=1, grace_period=2)
-    study = sweeps.open_study(storage, "s", config={})
+    storage = sweep_storage.open_storage(tmp_path / "s.db", heartbeat_interval=1, grace_period=2)
+    study = sweep_storage.open_study(storage, "s", config={})
     trial = study.ask()  # a worker that asked for a trial, beat once and died
     storage.record_heartbeat(trial._trial_id)
     t0 = time.monotonic()
-    assert sweeps.settle_running_trials(study, wait=10) == []
+    assert sweep_storage.settle_running_trials(study, wait=10) == []
     assert 1.5 < time.monotonic() - t0 < 9
     assert study.trials[0].state.name == "FAIL"
 
@@ -285,12 +267,12 @@ def test_killed_worker_loses_one_trial_and_the_restarted_command_completes_the_s
     middle of a trial, the command started again: no duplicated trial number, nothing left
     running, exactly the requested number of trials, and the best configuration read back is the
     best the workers recorded."""
-    n, epochs = 6, 4
+    n, epochs = 4, 4  # 4 trials: one killed, the others shared by 2 live workers (issue 20: 6 repeated that)
     cmd = ["sweep", "--run_dir", str(tmp_path), "--study", "kill", "--trials", str(n), "--subset", "2000",
            "--space", f"epochs={epochs}", "--space", "batch_size=16", "--heartbeat", "1", "--grace", "2",
            "--workers", "2", "--no_report", "--pruner_startup", "100"]
     first = popen(cmd)
-    url = sweeps.storage_url(tmp_path / "kill" / "study.db")
+    url = sweep_storage.storage_url(tmp_path / "kill" / "study.db")
     victim, deadline, storage = None, time.time() + 180, None
     while victim is None:
         assert time.time() < deadline, "no worker started a trial in time"
@@ -299,8 +281,8 @@ def test_killed_worker_loses_one_trial_and_the_restarted_command_completes_the_s
         if storage is None:
             if not (tmp_path / "kill" / "study.db").is_file():
                 continue
-            with sweeps.StudyLock(url, "kill"):  # as the workers do: never while one creates the tables
-                storage = sweeps.open_storage(url, heartbeat_interval=None)
+            with sweep_storage.StudyLock(url, "kill"):  # as the workers do: never while one creates the tables
+                storage = sweep_storage.open_storage(url, heartbeat_interval=None)
         try:
             running = optuna.load_study(study_name="kill", storage=storage).get_trials(
                 states=(optuna.trial.TrialState.RUNNING,))
@@ -342,39 +324,13 @@ def test_killed_worker_loses_one_trial_and_the_restarted_command_completes_the_s
     study = optuna.load_study(study_name="kill", storage=url)
     best_printed = max(v for s, v, _ in lines.values() if s == "complete")
     assert round(study.best_value, 4) == best_printed
-    assert cli._fmt_params(study.best_params) in {p for s, v, p in lines.values() if v == best_printed}
+    assert workers._fmt_params(study.best_params) in {p for s, v, p in lines.values() if v == best_printed}
 
     report = run(["sweep-report", "--run_dir", str(tmp_path), "--study", "kill"])
     assert report.returncode == 0, report.stderr
     best = json.loads((tmp_path / "kill" / "report" / "best.json").read_text())
     assert best["trial"] == study.best_trial.number and best["params"] == study.best_params
     assert best["value"] == study.best_value
-
-
-WANDB_STUB = '''
-import json, os
-LOG = os.environ["STUB_WANDB_LOG"]
-def _write(kind, payload):
-    with open(LOG, "a") as fh:
-        fh.write(json.dumps([kind, payload]) + "\\n")
-class Table:
-    def __init__(self, dataframe):
-        self.rows = len(dataframe)
-class Image:
-    def __init__(self, path):
-        assert os.path.isfile(path)
-        self.path = path
-class _Run:
-    def __init__(self):
-        self.summary = {}
-    def log(self, metrics, step=None):
-        _write("log", {k: (v.rows if isinstance(v, Table) else os.path.basename(v.path)) for k, v in metrics.items()})
-    def finish(self):
-        _write("finish", dict(self.summary))
-def init(**kwargs):
-    _write("init", {"project": kwargs.get("project"), "job_type": kwargs.get("job_type")})
-    return _Run()
-'''
 
 
 def test_two_workers_then_the_report_command_also_logs_to_wandb(have_data, tmp_path):
@@ -390,19 +346,15 @@ def test_two_workers_then_the_report_command_also_logs_to_wandb(have_data, tmp_p
     study = load(tmp_path, "two")
     assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
 
-    stub = tmp_path / "stub"
-    (stub / "wandb").mkdir(parents=True)
-    (stub / "wandb" / "__init__.py").write_text(WANDB_STUB)
-    log = tmp_path / "calls.jsonl"
+    wandb_env, log = fake_wandb(tmp_path)
     out = tmp_path / "elsewhere"
     proc = subprocess.run([sys.executable, str(TRAIN), "sweep-report", "--run_dir", str(tmp_path), "--study", "two",
                            "--out", str(out), "--wandb", "auto", "-wp", "proj"], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120,
-                          env=dict(env(), PYTHONPATH=str(stub), WANDB_API_KEY="dummy", STUB_WANDB_LOG=str(log)))
+                          cwd=ROOT, timeout=120, env=train_env(**wandb_env))
     assert proc.returncode == 0, proc.stderr
     assert "report W&B: logged to Weights & Biases" in proc.stdout
-    calls = [json.loads(line) for line in log.read_text().splitlines()]
-    assert calls[0] == ["init", {"project": "proj", "job_type": "sweep-report"}]
+    calls = wandb_calls(log)
+    assert calls[0] == ["init", {"project": "proj", "entity": "myname", "job_type": "sweep-report"}]
     assert calls[1][0] == "log" and calls[1][1]["results"] == 4
     assert calls[1][1]["accuracy_by_trial"] == "accuracy_by_trial.png"
     assert calls[-1][0] == "finish" and calls[-1][1]["best_trial"] == study.best_trial.number

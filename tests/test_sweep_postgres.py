@@ -1,4 +1,4 @@
-"""The distributed sweep against a real PostgreSQL server (issue 16): ``tools/postgres_sweep.py`` in a
+"""The distributed sweep against a real PostgreSQL server (issue 16): ``examples/postgres_sweep.py`` in a
 small configuration. It starts a throw-away server on a Unix socket in a temporary folder (no TCP
 port), runs two ``train.py sweep`` commands against one study, reads the trials back and stops the
 server. Skipped, with the reason, where the PostgreSQL server binaries (Debian's ``postgresql``), the
@@ -14,20 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-TOOL = ROOT / "tools" / "postgres_sweep.py"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("postgres_sweep", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = ROOT / "examples" / "postgres_sweep.py"
 
 
 def test_two_workers_share_one_study_on_postgresql(tmp_path):
-    why = _tool().missing_requirements()
+    why = load_script(TOOL).missing_requirements()
     if why:
         pytest.skip(f"no PostgreSQL here: {why}")
     from course_utils import data
@@ -57,21 +51,21 @@ def test_two_workers_share_one_study_on_postgresql(tmp_path):
 
 
 def test_storage_url_password_is_never_printed():
-    from course_utils import sweeps
+    from course_utils import sweep_storage
 
     url = "postgresql://alice:s3cret@db.example:5432/optuna"
-    assert "s3cret" not in sweeps.redact_url(url) and "alice" in sweeps.redact_url(url)
+    assert "s3cret" not in sweep_storage.redact_url(url) and "alice" in sweep_storage.redact_url(url)
 
 
 def test_a_postgresql_url_gets_the_installed_driver():
     """SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the book installs psycopg2-binary."""
-    from course_utils import sweeps
+    from course_utils import sweep_storage
 
-    url = sweeps.storage_url("postgresql://alice:pw@db.example:5432/optuna")
+    url = sweep_storage.storage_url("postgresql://alice:pw@db.example:5432/optuna")
     if importlib.util.find_spec("psycopg2") is not None:
         assert url == "postgresql+psycopg2://alice:pw@db.example:5432/optuna"
     elif importlib.util.find_spec("psycopg") is not None:
         assert url == "postgresql+psycopg://alice:pw@db.example:5432/optuna"
     else:
         assert url == "postgresql://alice:pw@db.example:5432/optuna"
-    assert sweeps.storage_url("postgresql+psycopg://h/db") == "postgresql+psycopg://h/db"  # an explicit driver stays
+    assert sweep_storage.storage_url("postgresql+psycopg://h/db") == "postgresql+psycopg://h/db"  # an explicit driver stays

@@ -7,7 +7,6 @@ W&B is exercised with a stub ``wandb`` package put on ``PYTHONPATH``.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import re
@@ -16,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import TRAIN, fake_wandb, load_script, require_datasets, wandb_calls
+from helpers import run_train as run
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ROOT / "train.py"
 SOURCE_FLAGS = ["-wp", "--wandb_project", "-we", "--wandb_entity", "-d", "--dataset", "-e", "--epochs", "-b", "--batch_size",
                 "-l", "--loss", "-o", "--optimizer", "-lr", "--learning_rate", "-m", "--momentum", "-beta", "--beta",
                 "-beta1", "--beta1", "-beta2", "--beta2", "-eps", "--epsilon", "-w_d", "--weight_decay", "-w_i",
@@ -29,32 +28,12 @@ TEST_LINE = re.compile(r"^test_loss \d+\.\d{4}  test_acc (\d\.\d{4})$")
 
 
 def load_train_module():
-    spec = importlib.util.spec_from_file_location("train_cli", TRAIN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run(args, env_extra=None, timeout=240):
-    env = dict(os.environ, COURSE_OFFLINE="1", PYTHONHASHSEED="0")
-    env.update(env_extra or {})
-    return subprocess.run([sys.executable, str(TRAIN), *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, cwd=ROOT)
+    return load_script(TRAIN, "train_cli")
 
 
 @pytest.fixture(scope="module")
 def have_data():
-    from course_utils import data
-
-    missing = []
-    for name in ("fashion-mnist", "mnist"):
-        try:
-            data.load(name, download=False, progress=False)
-        except data.DatasetNotFoundError:
-            missing.append(name)
-    if missing:
-        pytest.skip(f"dataset(s) {', '.join(missing)} not found (set COURSE_DATA to the mirror, e.g. ../shared/data); "
-                    "train.py needs real data to train")
+    require_datasets("fashion-mnist", "mnist")
 
 
 # --------------------------------------------------------------------------- arguments
@@ -89,7 +68,7 @@ def test_help_says_what_the_sweep_chose(capsys):
         train.main(["--help"])
     assert exc.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "tied top group of chapter 5's sweep" in out
+    assert "top group of chapter 5.2's sweep" in out and "tied" not in out
     assert "from the sweep's top group; source default 4" in out  # batch size
     for key, value in train.BEST.items():
         assert f"{key} {value}" in out
@@ -162,36 +141,9 @@ def test_training_run_prints_metrics_and_writes_run_folder(have_data, tmp_path):
         [re.sub(r"\(\d+\.\d s\)", "", ln) for ln in strip(proc.stdout)]  # seeded: same numbers
 
 
-STUB = '''
-import json, os
-LOG = os.environ["STUB_WANDB_LOG"]
-def _write(kind, payload):
-    with open(LOG, "a") as fh:
-        fh.write(json.dumps([kind, payload]) + "\\n")
-class _Run:
-    def __init__(self):
-        self.summary = {}
-    def log(self, metrics, step=None):
-        _write("log", {"step": step, **metrics})
-    def finish(self):
-        _write("finish", dict(self.summary))
-def init(**kwargs):
-    if os.environ.get("STUB_WANDB_FAIL"):
-        raise ConnectionError("no network")
-    _write("init", {"project": kwargs.get("project"), "entity": kwargs.get("entity")})
-    return _Run()
-'''
-
-
 @pytest.mark.parametrize("fail", [False, True])
 def test_wandb_is_used_when_installed_and_configured_and_never_required(have_data, tmp_path, fail):
-    stub = tmp_path / "stub"
-    (stub / "wandb").mkdir(parents=True)
-    (stub / "wandb" / "__init__.py").write_text(STUB)
-    log = tmp_path / "wandb_calls.jsonl"
-    env = {"PYTHONPATH": str(stub), "WANDB_API_KEY": "dummy", "STUB_WANDB_LOG": str(log)}
-    if fail:
-        env["STUB_WANDB_FAIL"] = "1"
+    env, log = fake_wandb(tmp_path, fail=fail)
     proc = run(["-d", "mnist", "--subset", "300", "-e", "1", "-nhl", "1", "-sz", "16", "-b", "64", "-o", "sgd",
                 "-lr", "0.1", "-wp", "proj", "-we", "me", "--run_dir", str(tmp_path / "runs"), "--run_name", "w"], env)
     assert proc.returncode == 0, proc.stderr
@@ -202,8 +154,8 @@ def test_wandb_is_used_when_installed_and_configured_and_never_required(have_dat
         assert not log.exists()
     else:
         assert "W&B: logging to Weights & Biases" in proc.stdout
-        calls = [json.loads(line) for line in log.read_text().splitlines()]
-        assert calls[0] == ["init", {"project": "proj", "entity": "me"}]
+        calls = wandb_calls(log)
+        assert calls[0] == ["init", {"project": "proj", "entity": "me", "job_type": None}]
         assert calls[1][0] == "log" and calls[1][1]["step"] == 1 and "val_acc" in calls[1][1]
         assert calls[-1][0] == "finish" and "test_acc" in calls[-1][1]
 
@@ -249,12 +201,12 @@ def _bad_values(tmp: Path) -> list[tuple[list[str], str]]:
     a_dir.mkdir(exist_ok=True)
     not_a_db = tmp / "notes.db"
     not_a_db.write_text("not a database\n")
-    from course_utils import sweeps
+    from course_utils import sweep_storage
 
     if not (tmp / "made" / "s" / "study.db").exists():  # a real (empty) sweep for the report rows
         (tmp / "made" / "s").mkdir(parents=True)
-        sweeps.open_study(sweeps.open_storage(tmp / "made" / "s" / "study.db", heartbeat_interval=None), "s",
-                          config={})
+        sweep_storage.open_study(sweep_storage.open_storage(tmp / "made" / "s" / "study.db", heartbeat_interval=None),
+                                 "s", config={})
     run = ["--run_dir", str(tmp / "runs")]
     return [
         # training: the validation split, the subset, the run folder, the seed, the network size
@@ -382,10 +334,10 @@ def test_help_documents_the_sweep_options():
 def test_options_the_optimizer_does_not_use_are_reported_as_ignored():
     train = load_train_module()
     parser = train.build_parser()
-    from course_utils import cli
+    from course_utils.cli import arguments
 
     argv = ["-o", "sgd", "-m", "0.5", "-beta1", "0.8", "--epsilon=1e-7", "-nhl", "0", "-sz", "64", "-wp", "p"]
-    notes = cli._ignored(parser, argv, parser.parse_args(argv), wandb_used=False)
+    notes = arguments._ignored(parser, argv, parser.parse_args(argv), wandb_used=False)
     assert notes == [
         "-m/--momentum 0.5 is ignored: the sgd optimizer does not use it (it applies to momentum, nag)",
         "-beta1/--beta1 0.8 is ignored: the sgd optimizer does not use it (it applies to adam, nadam)",
@@ -394,7 +346,7 @@ def test_options_the_optimizer_does_not_use_are_reported_as_ignored():
         "-wp/--wandb_project p is ignored: W&B is not used in this run",
     ]
     argv = ["-o", "adam", "-beta1", "0.8", "-eps", "1e-7", "-m", "0.9"]  # -m is ignored even at its default value
-    notes = cli._ignored(parser, argv, parser.parse_args(argv), wandb_used=True)
+    notes = arguments._ignored(parser, argv, parser.parse_args(argv), wandb_used=True)
     assert notes == ["-m/--momentum 0.9 is ignored: the adam optimizer does not use it (it applies to momentum, nag)"]
 
 

@@ -18,7 +18,7 @@ Storages compared (optuna 5.0.0):
 
 Run it (about 2 minutes on 2 cores)::
 
-    .venv/bin/python tools/storage_bench.py --workers 1 2 4 --trials 200
+    .venv/bin/python bench/storage_bench.py --workers 1 2 4 --trials 200
 """
 from __future__ import annotations
 
@@ -42,10 +42,10 @@ def _storage(kind: str, folder: str):
     if kind == "sqlite":
         return optuna.storages.RDBStorage(f"sqlite:///{folder}/study.db", heartbeat_interval=1, grace_period=5,
                                           engine_kwargs={"connect_args": {"timeout": 60}})
-    if kind == "sqlite-wal":  # what course_utils.sweeps.open_storage does: WAL journal, synchronous=NORMAL
-        from course_utils import sweeps
+    if kind == "sqlite-wal":  # what course_utils.sweep_storage.open_storage does: WAL journal, synchronous=NORMAL
+        from course_utils import sweep_storage
 
-        return sweeps.open_storage(f"{folder}/study.db", heartbeat_interval=1, grace_period=5)
+        return sweep_storage.open_storage(f"{folder}/study.db", heartbeat_interval=1, grace_period=5)
     path = os.path.join(folder, "study.log")
     journal = optuna.storages.journal
     lock = journal.JournalFileOpenLock(path) if kind == "journal-open" else None

@@ -9,8 +9,8 @@ start, data loading and the report are outside it), the CPU time of the command 
 and the load average before and after (other jobs on the machine distort the figures; compare the
 CPU time).
 
-    .venv/bin/python tools/sweep_throughput.py                 # 20 trials, 5,000 images, 1 epoch
-    .venv/bin/python tools/sweep_throughput.py --trials 30 --subset 2000 --epochs 2 --repeats 3
+    .venv/bin/python bench/sweep_throughput.py                 # 20 trials, 5,000 images, 1 epoch
+    .venv/bin/python bench/sweep_throughput.py --trials 30 --subset 2000 --epochs 2 --repeats 3
 """
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ would, against one study in it; reads the trials back with optuna and checks the
 numbers, none left running, exactly ``--trials``); writes the report with ``train.py
 sweep-report``; then stops the server and deletes its folder, whatever happened.
 
-    .venv/bin/python tools/postgres_sweep.py                 # 2 workers, 12 trials, 2,000 images, 2 epochs
-    .venv/bin/python tools/postgres_sweep.py --trials 4 --subset 300 --space epochs=1   # a quick check
+    .venv/bin/python examples/postgres_sweep.py                 # 2 workers, 12 trials, 2,000 images, 2 epochs
+    .venv/bin/python examples/postgres_sweep.py --trials 4 --subset 300 --space epochs=1   # a quick check
 
 Needs: ``apt-get install postgresql`` (server binaries), ``pip install psycopg2-binary`` (the
 driver optuna uses), and the Fashion-MNIST files (``COURSE_DATA`` or the user cache). Run as root,
@@ -153,9 +153,9 @@ def run_demo(args) -> dict:
             thread.join(timeout=10)
         wall = time.time() - t0
 
-        from course_utils import sweeps
+        from course_utils import sweep_storage
 
-        study = optuna.load_study(study_name=args.study, storage=sweeps.open_storage(server.url, heartbeat_interval=None))
+        study = optuna.load_study(study_name=args.study, storage=sweep_storage.open_storage(server.url, heartbeat_interval=None))
         trials = study.get_trials(deepcopy=False)
         states = {s: sum(t.state.name.lower() == s for t in trials) for s in ("complete", "pruned", "fail", "running")}
         workers = sorted({t.user_attrs.get("worker", "?") for t in trials})
