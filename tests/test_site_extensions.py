@@ -151,3 +151,11 @@ def test_screenshot_verdicts():
     assert fine.problems() == []
     wrong_theme = site_screenshots.View("book/intro.html", 1400, "dark", checks={"theme": "light"})
     assert "theme 'light', not 'dark'" in wrong_theme.problems()[0]
+
+
+def test_citations_in_the_text_take_the_list_labels_year():
+    style = bib_style.BookReferenceStyle()
+    for role in ("p", "t", "year", "ps", "ts"):
+        assert type(style.role_style[role]).__name__ in {"_Parenthetical", "_Textual", "_Year"}, role
+    formatted = SimpleNamespace(label="LeCun et al., 1998b")
+    assert bib_style.label_year.format_data({"formatted_entry": formatted}).render_as("text") == "1998b"

@@ -1,10 +1,12 @@
 """Sphinx extension: one citation style for the whole book, author-year in the text and in the lists.
 
-The text cites author-year ("Kingma and Ba, 2015", via ``bibtex_reference_style: author_year``). By
-default the bibliography lists would still label entries with pybtex's alpha labels ("[KB15]"), a second
-style beside the first. This registers a pybtex formatting style, ``book``, whose labels are the same
-author-year text as the citations and whose entries are sorted by author, year and title; ``_config.yml``
-selects it with ``bibtex_default_style: book``.
+By default the bibliography lists would label entries with pybtex's alpha labels ("[KB15]") beside
+author-year citations in the text, two styles. This registers a pybtex formatting style, ``book``
+(``bibtex_default_style: book`` in ``_config.yml``), whose labels are author-year text ("Kingma and Ba,
+2015", "LeCun et al., 1998b": a letter where one label would name two works; BibTeX's braces and
+accents resolved) and whose entries are sorted by author, year and title; and a referencing style,
+``book_author_year`` (``bibtex_reference_style``), sphinxcontrib-bibtex's author-year citations whose
+year is the list label's ("1998b"), so a citation in the text names the same work as the list.
 """
 from __future__ import annotations
 
@@ -14,11 +16,24 @@ from pathlib import Path
 
 import latexcodec  # noqa: F401  (registers the "ulatex" codec; a dependency of pybtex)
 
+from dataclasses import dataclass, fields
+
 from pybtex.database import parse_file
 from pybtex.plugin import register_plugin
+from pybtex.richtext import Text
 from pybtex.style.formatting.unsrt import Style as UnsrtStyle
 from pybtex.style.labels import BaseLabelStyle
-from pybtex.style.sorting.author_year_title import SortingStyle
+from pybtex.style.sorting.author_year_title import SortingStyle  # noqa: F401  (registers "author_year_title")
+from pybtex.style.template import node
+from sphinxcontrib.bibtex.plugin import register_plugin as register_bibtex_plugin
+from sphinxcontrib.bibtex.style.referencing import GroupReferenceStyle
+from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
+from sphinxcontrib.bibtex.style.referencing.basic_author_year import (
+    BasicAuthorYearParentheticalReferenceStyle,
+    BasicAuthorYearTextualReferenceStyle,
+)
+from sphinxcontrib.bibtex.style.referencing.extra_year import ExtraYearReferenceStyle
+from sphinxcontrib.bibtex.style.template import join, join2, post_text, pre_text, reference
 
 
 def plain(latex: str) -> str:
@@ -82,8 +97,59 @@ class BookStyle(UnsrtStyle):
     default_sorting_style = "author_year_title"
 
 
+@node
+def label_year(children, data):
+    """The year as the entry's label in the lists writes it: "1998b" for "LeCun et al., 1998b"."""
+    assert not children
+    return Text(data["formatted_entry"].label.rsplit(", ", 1)[-1])
+
+
+# sphinxcontrib-bibtex's author-year templates with the label's year (their code, `year` -> `label_year`)
+@dataclass
+class _Parenthetical(BasicAuthorYearParentheticalReferenceStyle):
+    def inner(self, role_name):
+        return join2(sep1=self.pre_text_sep, sep2=self.post_text_sep)[
+            pre_text,
+            reference[join(sep=self.author_year_sep)[
+                self.person.author_or_editor_or_title(full="s" in role_name), label_year]],
+            post_text,
+        ]
+
+
+@dataclass
+class _Textual(BasicAuthorYearTextualReferenceStyle):
+    def inner(self, role_name):
+        return join(sep=self.text_reference_sep)[
+            self.person.author_or_editor_or_title(full="s" in role_name),
+            join[self.bracket.left,
+                 join2(sep1=self.pre_text_sep, sep2=self.post_text_sep)[pre_text, reference[label_year], post_text],
+                 self.bracket.right],
+        ]
+
+
+@dataclass
+class _Year(ExtraYearReferenceStyle):
+    def inner(self, role_name):
+        return reference[label_year]
+
+
+@dataclass
+class BookReferenceStyle(AuthorYearReferenceStyle):
+    """sphinxcontrib-bibtex's ``author_year`` citations, with the year of the entry's list label."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        swap = {BasicAuthorYearParentheticalReferenceStyle: _Parenthetical,
+                BasicAuthorYearTextualReferenceStyle: _Textual, ExtraYearReferenceStyle: _Year}
+        self.styles = [swap[type(s)](**{f.name: getattr(s, f.name) for f in fields(s)}) if type(s) in swap else s
+                       for s in self.styles]
+        self.role_style = {}
+        GroupReferenceStyle.__post_init__(self)
+
+
 register_plugin("pybtex.style.labels", "book_author_year", AuthorYearLabelStyle)
 register_plugin("pybtex.style.formatting", "book", BookStyle)
+register_bibtex_plugin("sphinxcontrib.bibtex.style.referencing", "book_author_year", BookReferenceStyle)
 
 
 def setup(app):
