@@ -159,3 +159,12 @@ def test_citations_in_the_text_take_the_list_labels_year():
         assert type(style.role_style[role]).__name__ in {"_Parenthetical", "_Textual", "_Year"}, role
     formatted = SimpleNamespace(label="LeCun et al., 1998b")
     assert bib_style.label_year.format_data({"formatted_entry": formatted}).render_as("text") == "1998b"
+
+
+def test_two_works_with_one_label_get_letters():
+    from pybtex.database import parse_file
+
+    database = parse_file(str(ROOT / "book" / "references.bib"))
+    labels = [bib_style.label(entry) for entry in database.entries.values()]
+    assert len(labels) == len(set(labels)), "two works share a label"
+    assert bib_style.label(database.entries["lecun1998gradient"]).startswith("LeCun et al., 1998")

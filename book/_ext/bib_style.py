@@ -81,15 +81,22 @@ def _global_suffixes() -> dict[tuple[str, str], str]:
             for i, title in enumerate(sorted(titles))}
 
 
-class AuthorYearLabelStyle(BaseLabelStyle):
-    suffixes = None
+_SUFFIXES: dict[tuple[str, str], str] | None = None
 
+
+def label(entry) -> str:
+    """The entry's label on the site, in the text and the lists: "Kingma and Ba, 2015", "LeCun et al., 1998b"."""
+    global _SUFFIXES
+    if _SUFFIXES is None:
+        _SUFFIXES = _global_suffixes()
+    base = author_year(entry)
+    return base + _SUFFIXES.get((base, entry.fields.get("title", "")), "")
+
+
+class AuthorYearLabelStyle(BaseLabelStyle):
     def format_labels(self, sorted_entries):
-        if AuthorYearLabelStyle.suffixes is None:
-            AuthorYearLabelStyle.suffixes = _global_suffixes()
         for entry in sorted_entries:
-            label = author_year(entry)
-            yield label + self.suffixes.get((label, entry.fields.get("title", "")), "")
+            yield label(entry)
 
 
 class BookStyle(UnsrtStyle):
