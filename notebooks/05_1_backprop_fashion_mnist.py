@@ -22,7 +22,7 @@
 # library is involved; PyTorch appears only as a referee that checks our gradients.
 # Backpropagation through a whole network turns out to be the chain rule applied layer after
 # layer. We then train the network on 54,000 clothing images, look closely at the mistakes it
-# makes, and let the six optimizers of chapter 3 train it with two different losses.
+# makes, and let the six optimizers of chapter 3 train a smaller one with two different losses.
 # [Chapter 5.2](05_2_hyperparameter_sweep.ipynb) asks which hyperparameters to choose.
 #
 # **Learning objectives.** After this lecture you can
@@ -271,7 +271,8 @@ print(fd.to_string(index=False))
 
 # %% [markdown]
 # Finite differences agree to better than $10^{-6}$ in every case. They are an independent check
-# but a weak one (their own error is about $10^{-8}$ here). A sharper referee is PyTorch: we copy
+# but a weak one: their own error, from the step $h$ and from rounding, is far larger than the
+# rounding of a backward pass. A sharper referee is PyTorch: we copy
 # the weights into a `torch` computation of the same network and compare the loss and every
 # gradient that `torch.autograd` computes, in float64.
 
