@@ -1,0 +1,229 @@
+"""Softmax regression trained for many seeds or settings at once (chapter 4).
+
+Chapter 4.1 writes softmax regression as one linear layer, :math:`\\mathbf{s}_i =
+\\operatorname{softmax}(\\tilde W \\tilde{\\mathbf{x}}_i)` with :math:`\\tilde{\\mathbf{x}} = (\\mathbf{x}, 1)`
+and :math:`\\tilde W = [W \\;\\; \\mathbf{b}]` of shape (K, D + 1), derives the gradient of the mean
+cross-entropy over a batch,
+
+    grad = (S - Y)^T X~ / B        (S: the softmax outputs, Y: the one-hot labels, rows = examples),
+
+checks it against ``torch.autograd`` and then trains with it. The functions here take weights with
+leading axes, one slice per seed or per setting, compute every slice's loss and gradient with one
+batched matrix product, and let a ``torch.optim`` optimizer take the step (the optimizers act
+elementwise, so each slice moves exactly as it would alone). That is how the chapter's tables train
+all their seeds, learning rates and optimizers at the cost of a few runs.
+
+- :func:`loss_and_gradient` is the formula above for any leading axes.
+- :func:`stability_limit` is gradient descent's (or heavy-ball momentum's) largest stable learning rate
+  at :math:`\\tilde W = 0`, :math:`2(1+\\beta)K / \\lambda_{\\max}(C)` with :math:`C = \\tilde X^\\top \\tilde X / N`.
+- :func:`full_batch` runs several optimizers (each with its own rate) on the whole data at once.
+- :func:`minibatch` runs several models through the minibatches of a ``course_utils.batched.Loader``:
+  member ``k`` visits the examples in the order that ``training.make_loader(X, y, batch_size,
+  seed=seeds[k])`` gives, so a batched run reproduces the chapter's single-run loop
+  (``tests/test_softmax_regression.py``).
+
+Weights start at zero, as in the chapter. Nothing here is specific to images: ``X`` is any float
+matrix with one example per row.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import validation
+
+__all__ = ["augment", "loss_and_gradient", "stability_limit", "make_optimizer", "OPTIMIZERS", "full_batch",
+           "minibatch", "loss", "accuracy", "predict"]
+
+OPTIMIZERS = ("gradient descent", "momentum", "Adam")
+
+
+def augment(X: torch.Tensor) -> torch.Tensor:
+    """Append a column of ones to the last axis: x -> (x, 1)."""
+    X = torch.as_tensor(X)
+    if X.ndim < 2:
+        raise ValueError(f"augment: X must have one example per row (at least 2 axes), got shape {tuple(X.shape)}")
+    return torch.cat([X, torch.ones(*X.shape[:-1], 1, dtype=X.dtype)], dim=-1)
+
+
+def _one_hot(y: torch.Tensor, num_classes: int, dtype) -> torch.Tensor:
+    return torch.nn.functional.one_hot(y, num_classes).to(dtype)
+
+
+def loss_and_gradient(Xa: torch.Tensor, y: torch.Tensor, W: torch.Tensor):
+    """Mean cross-entropy and its gradient ``(S - Y)^T X~ / B`` for weights ``W`` (..., K, D+1).
+
+    ``Xa`` is (..., B, D+1) augmented inputs and ``y`` (..., B) integer labels; leading axes broadcast
+    against ``W``'s. Returns ``(loss, grad)`` with shapes (...) and (..., K, D+1).
+    """
+    loss, grad = _grouped(Xa, y, W.unsqueeze(-3))
+    return loss[..., 0], grad[..., 0, :, :]
+
+
+def stability_limit(X: torch.Tensor, num_classes: int, momentum: float = 0.0) -> float:
+    """The largest stable learning rate at W~ = 0: 2(1 + beta) / lambda_max(Hessian), in float64.
+
+    At W~ = 0 every softmax output is 1/K and the Hessian is (I/K - 11^T/K^2) (x) C with
+    C = X~^T X~ / N, whose largest eigenvalue is lambda_max(C) / K. ``momentum`` = beta of heavy-ball
+    momentum (0 for plain gradient descent).
+    """
+    num_classes = validation.int_at_least("stability_limit: num_classes", num_classes, 2)
+    beta = validation.real("stability_limit: momentum", momentum)
+    if not 0 <= beta < 1:
+        raise ValueError(f"stability_limit: momentum must be in [0, 1), got {beta}")
+    Xa = augment(torch.as_tensor(X, dtype=torch.float64))
+    C = Xa.T @ Xa / len(Xa)
+    return 2 * (1 + beta) * num_classes / torch.linalg.eigvalsh(C)[-1].item()
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float = 0.9) -> torch.optim.Optimizer:
+    """``torch.optim`` for the chapter's three optimizers: 'gradient descent', 'momentum' or 'Adam'."""
+    lr = validation.nonnegative_real(f"make_optimizer: lr for {name!r}", lr, positive=True)
+    if name == "gradient descent":
+        return torch.optim.SGD(params, lr=lr)
+    if name == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+    if name == "Adam":
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(map(repr, OPTIMIZERS))}")
+
+
+def _zeros(shape, dtype) -> torch.Tensor:
+    p = torch.zeros(shape, dtype=dtype, requires_grad=True)
+    p.grad = torch.zeros_like(p)
+    return p
+
+
+def full_batch(Xa: torch.Tensor, y: torch.Tensor, settings: Sequence[tuple[str, float]], num_steps: int,
+               num_classes: int, momentum: float = 0.9, bar=None):
+    """Full-batch training of one zero-initialised model per setting ``(optimizer name, lr)``, all at once.
+
+    ``Xa`` is (N, D+1), or (S, N, D+1) for one data set per seed (then every setting has S models), and
+    ``y`` (N,) or (S, N). Every step computes all models' losses and gradients with one matrix product per
+    data set, then each setting's optimizer steps. Returns ``(losses, weights)``: the loss after 0, 1,
+    ..., ``num_steps`` steps, an array (num_steps + 1, C) or (num_steps + 1, S, C), and the final
+    weights, (C, K, D+1) or (S, C, K, D+1). ``bar`` (a tqdm bar) is advanced once per step.
+    """
+    num_steps = validation.positive_int("full_batch: num_steps", num_steps)
+    if not settings:
+        raise ValueError("full_batch: no settings given; pass a list of (optimizer name, learning rate)")
+    if Xa.ndim not in (2, 3) or y.shape != Xa.shape[:-1]:
+        raise ValueError(f"full_batch: Xa must be (N, D+1) or (S, N, D+1) with y (N,) or (S, N); "
+                         f"got {tuple(Xa.shape)} and {tuple(y.shape)}")
+    lead = tuple(Xa.shape[:-2])
+    params = [_zeros((*lead, num_classes, Xa.shape[-1]), Xa.dtype) for _ in settings]
+    optimizers = [make_optimizer(name, [p], lr, momentum) for (name, lr), p in zip(settings, params)]
+    history = []
+    for _ in range(num_steps):
+        W = torch.stack([p.detach() for p in params], dim=-3)  # (..., C, K, D+1)
+        loss, grad = _grouped(Xa, y, W)
+        history.append(loss)
+        for c, (p, opt) in enumerate(zip(params, optimizers)):
+            p.grad.copy_(grad[..., c, :, :])
+            opt.step()
+        if bar is not None:
+            bar.update(1)
+    W = torch.stack([p.detach() for p in params], dim=-3)
+    history.append(_grouped(Xa, y, W)[0])
+    return torch.stack(history).numpy(), W
+
+
+def _grouped(Xa: torch.Tensor, y: torch.Tensor, W: torch.Tensor):
+    """Losses (..., R) and gradients (..., R, K, D+1) of R models ``W`` (..., R, K, D+1) on the same data.
+
+    ``Xa`` (..., N, D+1) and ``y`` (..., N) broadcast against ``W``'s leading axes. The R models' scores
+    come from ONE product with an (R*K)-column weight matrix, their gradients from one more.
+    """
+    R, K, D1 = W.shape[-3:]
+    if Xa.shape[-1] != D1:
+        raise ValueError(f"softmax regression: the inputs have {Xa.shape[-1]} columns but W has {D1}; "
+                         "augment the inputs (x, 1) and give W one column per input and one for the bias")
+    N = Xa.shape[-2]
+    if N == 0:
+        raise ValueError(f"softmax regression: an empty batch (inputs of shape {tuple(Xa.shape)}) has no mean loss")
+    Z = Xa @ W.reshape(*W.shape[:-3], R * K, D1).transpose(-1, -2)  # (..., N, R*K)
+    logp = torch.log_softmax(Z.view(*Z.shape[:-1], R, K), dim=-1)
+    Y = _one_hot(y, K, Z.dtype).unsqueeze(-2)  # (..., N, 1, K)
+    loss = -(logp * Y).sum(-1).mean(-2)  # (..., R)
+    G = ((logp.exp() - Y) / N).reshape(Z.shape)  # (S - Y) / N, all models side by side
+    grad = G.transpose(-1, -2) @ Xa  # (..., R*K, D+1)
+    return loss, grad.view(*grad.shape[:-2], R, K, D1)
+
+
+def minibatch(loader, models: Sequence[tuple[torch.Tensor, torch.optim.Optimizer]], num_epochs: int,
+              after_epoch: Callable[[int], None] | None = None, bar=None) -> np.ndarray:
+    """Train R models, each with one slice per loader member, through the same minibatches.
+
+    ``loader``: a :class:`course_utils.batched.Loader` over augmented inputs (x, 1); member k gets the
+    batches of ``training.make_loader(X, y, batch_size, seed=seeds[k])`` (or of its own subset).
+    ``models``: R pairs ``(W, optimizer)``, ``W`` a leaf tensor (S, K, D+1) with S = the loader's members,
+    and an optimizer over it. Returns the epoch losses as an array (R, S, num_epochs): the mean over the
+    examples of the batch losses, each measured with the weights before that batch's step (what
+    chapter 4.1's ``train_epochs`` reports). ``after_epoch(epoch)`` runs after every epoch (e.g. to score
+    the models); ``bar`` (a tqdm bar) advances once per step.
+    """
+    num_epochs = validation.positive_int("minibatch: num_epochs", num_epochs)
+    if not models:
+        raise ValueError("minibatch: no models given; pass a list of (weights, optimizer) pairs")
+    S = loader.num_members
+    for W, _ in models:
+        if W.ndim != 3 or W.shape[0] != S or W.shape[2] != loader.X.shape[-1]:
+            raise ValueError(f"minibatch: each W must be (members={S}, K, D+1={loader.X.shape[-1]}), "
+                             f"got {tuple(W.shape)}")
+        if W.grad is None:
+            W.grad = torch.zeros_like(W)
+    weights = [w for w, _ in models]
+    optimizers = list(dict.fromkeys(opt for _, opt in models))  # each optimizer steps once
+    totals = torch.zeros(num_epochs, len(models), S, dtype=torch.float64)
+    for epoch in range(num_epochs):
+        for Xb, yb in loader:  # (S, b, D+1), (S, b)
+            loss = _minibatch_step(Xb, yb, weights)  # fills every W.grad; loss (S, R)
+            totals[epoch] += loss.T.double() * yb.shape[1]
+            for opt in optimizers:
+                opt.step()
+            if bar is not None:
+                bar.update(1)
+        if after_epoch is not None:
+            after_epoch(epoch)
+    return (totals / loader.n).permute(1, 2, 0).numpy()
+
+
+def _minibatch_step(Xb: torch.Tensor, yb: torch.Tensor, weights: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Losses (S, R) of R models (each W: (S, K, D+1)) on one batch; writes each model's gradient into W.grad.
+
+    The same formula as :func:`_grouped`, with one small product per model instead of a stacked copy of all
+    weights: for the small batches of a minibatch loop the copies would cost more than the products.
+    """
+    S, b, _ = Xb.shape
+    R, K = len(weights), weights[0].shape[1]
+    Z = torch.cat([torch.bmm(Xb, w.detach().transpose(1, 2)) for w in weights], dim=2)  # (S, b, R*K)
+    logp = torch.log_softmax(Z.view(S, b, R, K), dim=-1)
+    Y = _one_hot(yb, K, Z.dtype).unsqueeze(2)  # (S, b, 1, K)
+    loss = -(logp * Y).sum(-1).mean(1)  # (S, R)
+    G = (logp.exp() - Y) / b  # (S - Y) / B
+    for r, w in enumerate(weights):
+        torch.bmm(G[:, :, r, :].transpose(1, 2), Xb, out=w.grad)
+    return loss
+
+
+def accuracy(Xa: torch.Tensor, y: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Share of correct predictions for weights ``W`` (..., K, D+1) on ``Xa`` (N, D+1): shape (...)."""
+    with torch.no_grad():
+        pred = (Xa @ W.transpose(-1, -2)).argmax(-1)
+    return (pred == y).double().mean(-1)
+
+
+def predict(Xa: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Predicted classes for weights ``W`` (..., K, D+1) on ``Xa`` (N, D+1): shape (..., N)."""
+    with torch.no_grad():
+        return (Xa @ W.transpose(-1, -2)).argmax(-1)
+
+
+def loss(Xa: torch.Tensor, y: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of weights ``W`` (..., K, D+1) on ``Xa`` (..., N, D+1), without a gradient."""
+    with torch.no_grad():
+        logp = torch.log_softmax(Xa @ W.transpose(-1, -2), dim=-1)
+        return -logp.gather(-1, y.expand(logp.shape[:-1]).unsqueeze(-1)).squeeze(-1).mean(-1)
+
