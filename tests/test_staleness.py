@@ -10,6 +10,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
+import jupytext
 import pytest
 
 from tools import imports, layout, staleness
@@ -160,11 +161,11 @@ def test_the_trainers_command_line_leaves_chapters_that_never_import_it_fresh(tm
         shutil.copy2(layout.ROOT / "train.py", root / "train.py")
     cli = imports.module_file(root, "course_utils.cli")
     assert cli is not None, "course_utils.cli (the trainer's command line) not found"
-    users = {py.stem for py in layout.chapter_sources(root) if cli.resolve() in
-             [p.resolve() for p in staleness.dependencies(py, root)]}
-    before = _hashes(root)
+    notebooks = {py: jupytext.read(py) for py in layout.chapter_sources(root)}
+    users = {py.stem for py in notebooks if cli.resolve() in [p.resolve() for p in staleness.dependencies(py, root)]}
+    before = {py.stem: staleness.deps_hash(py, nb, root) for py, nb in notebooks.items()}
     cli.write_text(cli.read_text() + "\nCHANGED_BY_THE_TEST = True\n")
-    after = _hashes(root)
+    after = {py.stem: staleness.deps_hash(py, nb, root) for py, nb in notebooks.items()}
     stale = {s for s in before if before[s] != after[s]}
     assert stale == users
     never = {py.stem for py in layout.chapter_sources(root) if layout.chapter(py.stem) in {"02", "03"}}

@@ -25,6 +25,7 @@ hash on every Python that parses the code.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import io
 import re
@@ -63,6 +64,7 @@ def _docstring_spans(tree: ast.AST, lines: list[str], starts: list[int], module:
     return spans
 
 
+@functools.lru_cache(maxsize=4096)  # every notebook hashes the same package modules
 def code_text(source: str, keep_docs: bool = False, cell: bool = False) -> str:
     """``source`` without comments (and, unless ``keep_docs``, without docstrings), trailing spaces and blank
     lines dropped. Text that does not parse as Python (an IPython magic) loses only its comment lines.
