@@ -24,8 +24,9 @@ full-page PNG in tiles of at most ``--tile`` pixels (``notebooks-03_optimizers@4
   ``--min-contrast``, 3 by default: the WCAG minimum for large text), e.g. an HTML output whose
   dark text stays on the dark theme's background.
 
-Wide display equations and tables that scroll inside their own box are listed as notes, not problems
-(the site draws a fade at the edge that scrolls). ``report.md`` and ``report.json`` in ``--out`` list
+Equations, outputs and tables that scroll inside their own box are listed as notes when the site marks
+them (``book/_static/book.js`` fades the edge with content out of view) and as problems when nothing
+shows that they scroll; code cells scroll as code does everywhere and are not listed. ``report.md`` and ``report.json`` in ``--out`` list
 every view's findings; the exit status is 1 when any problem was found, 0 otherwise.
 
 Requirements: Playwright for Python (``pip install playwright``; its own browser download is not
@@ -55,6 +56,9 @@ CHROMIUM_ARGS = [
     "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
 ]
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
+TIMEOUT_MS = 180_000  # a screenshot of a long page on a loaded 2-core machine can take over 30 s
+CHUNK = 12000  # px of page laid out at once for the tiles (Chromium draws up to 16384 px reliably)
+UNSTICK_CSS = ".bd-header, .bd-header-article, .header-article { position: static !important; }"
 
 # Runs in the page once it has loaded and settled: returns the findings of the checks above.
 CHECKS_JS = r"""
@@ -246,7 +250,7 @@ class View:
         c, found = self.checks, []
         found += [f"loads from outside the site: {u}" for u in self.outside]
         found += [f"error: {e}" for e in self.errors]
-        if c.get("theme") != self.theme:
+        if c and c.get("theme") != self.theme:
             found.append(f"the page shows theme {c.get('theme')!r}, not {self.theme!r}")
         w = c.get("widgets", {})
         if w.get("stored", 0) > w.get("drawn", 0):
@@ -262,7 +266,7 @@ class View:
             found.append(f"cut off: {cut['what']} {cut['how']} by {cut['overflow']} px"
                          f" at y={cut['top']} (near {cut['near']!r}: {cut['text']!r})")
         for s in c.get("scrolls", []):
-            if s.get("math") and not s.get("hint"):
+            if not s.get("hint"):
                 found.append(f"scrolls with no hint that it does: {s['what']} {s['width']} px in {s['visible']} px"
                              f" at y={s['top']} (near {s['near']!r})")
         for low in c.get("lowContrast", []):
@@ -319,8 +323,12 @@ def shoot(site: Path, out: Path, page_list: list[str], widths, themes, tile: int
                                                   color_scheme=theme, service_workers="block")
                     context.add_init_script(f"localStorage.setItem('mode', '{theme}');"
                                             f"localStorage.setItem('theme', '{theme}');")
+                    context.set_default_timeout(TIMEOUT_MS)
                     for page_path in page_list:
-                        views.append(_view(context, site, out, page_path, width, theme, tile, min_contrast))
+                        try:
+                            views.append(_view(context, site, out, page_path, width, theme, tile, min_contrast))
+                        except Exception as exc:  # noqa: BLE001  (one view that fails must not lose the others)
+                            views.append(View(page_path, width, theme, errors=[f"the view failed: {exc}"]))
                         log(_summary_line(views[-1]))
                     context.close()
         finally:
@@ -346,12 +354,24 @@ def _view(context, site, out, page_path, width, theme, tile, min_contrast) -> Vi
     height = page.evaluate(SETTLE_JS)
     page.wait_for_timeout(200)
     view.checks = page.evaluate(CHECKS_JS, min_contrast)
+    # Full-page tiles: the viewport is made tall (up to CHUNK px at a time), so the page is laid out
+    # once per chunk, and each tile is a clip of it. Headers that stick to the top of the window are
+    # let scroll with the page, so they cover nothing in later chunks.
+    page.add_style_tag(content=UNSTICK_CSS)
     height = page.evaluate("document.documentElement.scrollHeight") or height
-    for part, top in enumerate(range(0, height, tile), start=1):
-        name = shot_name(page_path, width, theme, part)
-        page.screenshot(path=str(out / name), full_page=True,
-                        clip={"x": 0, "y": top, "width": width, "height": min(tile, height - top)})
-        view.shots.append(name)
+    part = 0
+    for chunk_top in range(0, height, CHUNK):
+        chunk = min(CHUNK, height - chunk_top)
+        page.set_viewport_size({"width": width, "height": chunk})
+        page.evaluate(f"window.scrollTo(0, {chunk_top})")
+        page.wait_for_timeout(100)
+        offset = page.evaluate("window.scrollY") - chunk_top  # the last chunk may not scroll as far
+        for top in range(0, chunk, tile):
+            part += 1
+            name = shot_name(page_path, width, theme, part)
+            page.screenshot(path=str(out / name), animations="disabled",
+                            clip={"x": 0, "y": top - offset, "width": width, "height": min(tile, chunk - top)})
+            view.shots.append(name)
     page.close()
     view.outside = sorted(set(view.outside))
     return view

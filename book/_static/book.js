@@ -1,9 +1,11 @@
-// Math wider than the text column (on a phone) scrolls inside its own box. This marks such boxes
-// with the class `book-scrolls` and `data-hidden` = "right", "left" or "both" (the sides where
-// content is out of view), so that book.css can fade that edge and show a scrollbar: a reader sees
-// that the formula goes on. Boxes are re-measured when the window changes size and when one scrolls.
+// Math, outputs and tables wider than the text column (on a phone) scroll inside their own box. This
+// marks such boxes with the class `book-scrolls` and `data-hidden` = "right", "left" or "both" (the
+// sides where content is out of view), so that book.css can fade that edge and show a scrollbar: a
+// reader sees that the formula or the table goes on. Boxes are re-measured when the window changes
+// size and when one scrolls. (Code cells scroll as code does everywhere, without a mark.)
 (() => {
-  const BOXES = "div.math mjx-container, span.math";
+  const BOXES = ["div.math mjx-container", "span.math", "div.cell_output pre", "div.cell_output .output.text_html",
+    ".pst-scrollable-table-container"].join(", ");
   const SLACK = 2; // px: glyph overhangs that a box clips anyway are not "wide"
 
   function mark(box) {
