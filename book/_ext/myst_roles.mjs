@@ -62,8 +62,8 @@ const citeKeyPrefix = {
 console.error(
   "Note: this book's supported build is Jupyter Book 1: `python3 dev.py build` (or " +
     "`pip install \"jupyter-book<2\"` and `jupyter-book build .`). Jupyter Book 2 builds it with " +
-    "`jupyter-book build --html` (or `jupyter-book start`), without the numbering per chapter, the Colab " +
-    "buttons and the widgets: README.md, \"Jupyter Book 2\".",
+    "`jupyter-book build --html` (or `jupyter-book start`), without the numbering per chapter and the " +
+    "Colab buttons: README.md, \"Jupyter Book 2\".",
 );
 
 const plugin = {
