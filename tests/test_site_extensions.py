@@ -168,3 +168,41 @@ def test_two_works_with_one_label_get_letters():
     labels = [bib_style.label(entry) for entry in database.entries.values()]
     assert len(labels) == len(set(labels)), "two works share a label"
     assert bib_style.label(database.entries["lecun1998gradient"]).startswith("LeCun et al., 1998")
+
+
+NODE_CHECK = r"""
+const plugin = (await import(process.argv[2])).default;
+const [glossary, cites] = plugin.transforms.map((t) => t.plugin());
+const tree = {type: "root", children: [
+  {type: "glossary", children: [
+    {type: "paragraph", children: [{type: "text", value: "Epoch\nOne pass over the "}, {type: "strong", children: []}]},
+    {type: "paragraph", children: [{type: "text", value: "Step\nOne update."}]}]},
+  {type: "cite", label: "ch04-1-kingma2015adam", identifier: "ch04-1-kingma2015adam"},
+  {type: "cite", label: "ch07-he2016resnet", identifier: "ch07-he2016resnet"},
+  {type: "cite", label: "kingma2015adam", identifier: "kingma2015adam"}]};
+glossary(tree); cites(tree);
+const role = plugin.roles[0].run({body: "Colab"});
+console.log(JSON.stringify({list: tree.children[0].children[0], cites: tree.children.slice(1).map((c) => c.label), role}));
+"""
+
+
+def test_jupyter_book_2_plugin_rewrites_sphinx_markup(tmp_path):
+    import json
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the Jupyter Book 2 plugin (book/_ext/myst_roles.mjs) runs in node")
+    script = tmp_path / "check.mjs"
+    script.write_text(NODE_CHECK)
+    done = subprocess.run([node, str(script), str(ROOT / "book" / "_ext" / "myst_roles.mjs")],
+                          capture_output=True, text=True, timeout=60, check=True)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    items = out["list"]["children"]
+    assert out["list"]["type"] == "definitionList"
+    assert [i["type"] for i in items] == ["definitionTerm", "definitionDescription"] * 2
+    assert items[0]["children"][0]["value"] == "Epoch" and items[2]["children"][0]["value"] == "Step"
+    assert items[1]["children"][0]["children"][0]["value"] == "One pass over the "
+    assert out["cites"] == ["kingma2015adam", "he2016resnet", "kingma2015adam"]
+    assert out["role"] == [{"type": "strong", "children": [{"type": "text", "value": "Colab"}]}]
