@@ -179,7 +179,7 @@ def outer_jacobian(x) -> np.ndarray:
     return np.einsum("ik,j->ijk", eye, x) + np.einsum("i,jk->ijk", x, eye)
 
 
-# --------------------------------------------------------------------------- f(x) = exp(-z/2), z = y^T Sigma^-1 y, y = x - mu
+# --------------------------------------------------------------------------- f = exp(-q/2), q = d^T Sigma^-1 d, d = x - mu
 def _gaussian_args(x, mu, Sigma, allow_torch: bool = False):
     x = _array(x, "x", 1, allow_torch=allow_torch)
     mu = _array(mu, "mu", 1, allow_torch=allow_torch)
@@ -198,31 +198,32 @@ def _gaussian_args(x, mu, Sigma, allow_torch: bool = False):
 
 
 def gaussian_exp(x, mu, Sigma):
-    """f(x) = exp(-z/2) with z = y^T Sigma^{-1} y and y = x - mu (an unnormalised Gaussian when Sigma is a covariance matrix)."""
+    """f(x) = exp(-q/2) with q = d^T Sigma^{-1} d and d = x - mu (an unnormalised Gaussian density
+    when Sigma is a covariance matrix)."""
     x, mu, Sigma = _common(*_gaussian_args(x, mu, Sigma, allow_torch=True))
-    y = x - mu
+    d = x - mu
     if _is_torch(x, mu, Sigma):
         import torch
 
-        return torch.exp(-0.5 * (y @ torch.linalg.solve(Sigma, y)))
-    return np.exp(-0.5 * (y @ np.linalg.solve(Sigma, y)))
+        return torch.exp(-0.5 * (d @ torch.linalg.solve(Sigma, d)))
+    return np.exp(-0.5 * (d @ np.linalg.solve(Sigma, d)))
 
 
 def gaussian_exp_chain(x, mu, Sigma) -> dict[str, np.ndarray]:
     """The three factors of the chain rule for :func:`gaussian_exp`, and their product.
 
     Returns a dict with
-    ``dy_dx`` (D x D, the identity), ``dz_dy`` (1 x D, ``y^T (Sigma^{-1} + Sigma^{-T})``),
-    ``df_dz`` (1 x 1, ``-f/2``) and ``df_dx = df_dz @ dz_dy @ dy_dx`` (1 x D).
+    ``dd_dx`` (D x D, the identity), ``dq_dd`` (1 x D, ``d^T (Sigma^{-1} + Sigma^{-T})``),
+    ``df_dq`` (1 x 1, ``-f/2``) and ``df_dx = df_dq @ dq_dd @ dd_dx`` (1 x D).
     """
     x, mu, Sigma = _gaussian_args(x, mu, Sigma)
-    y = x - mu
+    d = x - mu
     f = gaussian_exp(x, mu, Sigma)
-    dy_dx = np.eye(x.size)
-    # y^T Sigma^{-1} = (Sigma^{-T} y)^T and y^T Sigma^{-T} = (Sigma^{-1} y)^T
-    dz_dy = (np.linalg.solve(Sigma.T, y) + np.linalg.solve(Sigma, y))[None, :]
-    df_dz = np.array([[-0.5 * f]])
-    return {"dy_dx": dy_dx, "dz_dy": dz_dy, "df_dz": df_dz, "df_dx": df_dz @ dz_dy @ dy_dx}
+    dd_dx = np.eye(x.size)
+    # d^T Sigma^{-1} = (Sigma^{-T} d)^T and d^T Sigma^{-T} = (Sigma^{-1} d)^T
+    dq_dd = (np.linalg.solve(Sigma.T, d) + np.linalg.solve(Sigma, d))[None, :]
+    df_dq = np.array([[-0.5 * f]])
+    return {"dd_dx": dd_dx, "dq_dd": dq_dd, "df_dq": df_dq, "df_dx": df_dq @ dq_dd @ dd_dx}
 
 
 def gaussian_exp_jacobian(x, mu, Sigma) -> np.ndarray:
@@ -237,8 +238,8 @@ def gaussian_exp_jacobian_symmetric(x, mu, Sigma) -> np.ndarray:
     wrong otherwise. Kept to show that in chapter 2.
     """
     x, mu, Sigma = _gaussian_args(x, mu, Sigma)
-    y = x - mu
-    return -gaussian_exp(x, mu, Sigma) * np.linalg.solve(Sigma.T, y)[None, :]
+    d = x - mu
+    return -gaussian_exp(x, mu, Sigma) * np.linalg.solve(Sigma.T, d)[None, :]
 
 
 # --------------------------------------------------------------------------- f(x) = tr(x x^T + c^2 I)

@@ -267,8 +267,9 @@ class Linear(Node):
         raise self._error(f"rng must be a numpy.random.Generator ({hint}), got {type(rng).__name__}", TypeError)
 
     def forward(self) -> None:
-        self._X = self._checked_input()  # (B, in), or (S, B, in) for S seeds at once
-        self.value = self._X @ self.W.value.mT + self.b.value[..., None, :]  # b added to every row
+        X = self._X = self._checked_input()  # (B, in), or (S, B, in): S seeds at once
+        # Y = X W^T + b, the bias added to every row
+        self.value = X @ self.W.value.mT + self.b.value[..., None, :]
 
     def backward(self) -> None:
         Y_bar, X, W = self.grad, self._X, self.W.value  # Y_bar = dL/dY
@@ -630,8 +631,12 @@ def _needs_gradient(root: Node, order: list[Node]) -> list[bool]:
     change in a graph once built).
     """
     cached = getattr(root, "_needs", None)
-    if cached is not None and all(node.requires_grad == flag for node, flag in cached[0]):
-        return cached[1]
+    if cached is not None:
+        for node, flag in cached[0]:
+            if node.requires_grad != flag:
+                break
+        else:
+            return cached[1]
     needs: set[int] = set()
     for node in order:
         if node.params or getattr(node, "requires_grad", False) or not needs.isdisjoint(map(id, node.inputs)):

@@ -23,6 +23,11 @@ Conventions shared by all classes (and by ``torch.optim``):
   ``v_t`` (RMSProp, Adam, NAdam); ``state["tmp"]`` is scratch space.
 * Every array may carry a leading seed axis (S models trained together, chapter 1.2): the
   updates are elementwise, so each seed's slice is updated as if it were alone.
+* A grid of hyperparameters trains as one stacked model too (chapter 3's sweeps): ``lr``,
+  ``weight_decay`` and every hyperparameter (``beta``, ``beta1``, ``beta2``, ``eps``,
+  ``momentum_decay``) may be a numpy array that broadcasts against every parameter, one value
+  per member (shape ``(S, 1)`` for parameters of shape ``(S, n)``). Member k then follows
+  exactly the trajectory of an optimizer made with the k-th values alone.
 * Weight decay is *coupled* L2 regularisation, applied first:
   ``g <- g + lambda * w`` (``weight_decay=lambda``). The caller's gradient
   arrays are never modified. (Decoupled weight decay, AdamW, is one short
@@ -45,7 +50,6 @@ such as bias corrections go in :meth:`Optimizer.begin_step`.
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -57,22 +61,46 @@ __all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "RMSProp", "Adam", "NAdam
 
 
 # --------------------------------------------------------------------------- validation
-def check_nonnegative(name: str, value) -> float:
-    """``value`` as a float, or an error naming ``name`` when it is not a finite number >= 0."""
-    return validation.nonnegative_real(name, value)
+def _hyperparameter(name: str, value, check):
+    """A real number as a float, or a numpy array of them as a read-only float64 array (one value
+    per member of a stacked model); ``check(name, x)`` validates one number and may raise."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf" or value.dtype.kind == "b" or value.size == 0:
+            raise TypeError(f"{name} must be a real number or a non-empty numeric array, got an array of dtype "
+                            f"{value.dtype} and shape {value.shape}")
+        values = value.astype(np.float64)
+        for index in np.ndindex(values.shape):
+            try:
+                check(name, float(values[index]))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{exc} (at index {index} of {name})") from None
+        values.flags.writeable = False
+        return values
+    return check(name, value)
 
 
-def check_positive(name: str, value) -> float:
-    """``value`` as a float, or an error naming ``name`` unless it is a finite number > 0."""
-    return validation.nonnegative_real(name, value, positive=True)
+def check_nonnegative(name: str, value):
+    """``value`` as a float (or a float array), or an error naming ``name`` when it is not a finite
+    number >= 0 (anywhere in the array)."""
+    return _hyperparameter(name, value, validation.nonnegative_real)
 
 
-def check_beta(name: str, value) -> float:
-    """``value`` as a float, or a ``ValueError`` naming ``name`` unless 0 <= value < 1."""
+def check_positive(name: str, value):
+    """``value`` as a float (or a float array), or an error naming ``name`` unless it is a finite
+    number > 0 (everywhere in the array)."""
+    return _hyperparameter(name, value, lambda n, v: validation.nonnegative_real(n, v, positive=True))
+
+
+def _beta(name: str, value) -> float:
     value = validation.real(name, value)
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
     return value
+
+
+def check_beta(name: str, value):
+    """``value`` as a float (or a float array), or a ``ValueError`` naming ``name`` unless 0 <= value < 1."""
+    return _hyperparameter(name, value, _beta)
 
 
 def _check_params(params) -> list[np.ndarray]:
@@ -107,6 +135,7 @@ class Optimizer:
     lr : learning rate ``eta >= 0``; may be changed between steps (``opt.lr = ...``, checked).
     weight_decay : coupled L2 coefficient ``lambda >= 0``: ``g <- g + lambda * w`` before the
         update; may be changed between steps too (checked).
+    Each may also be an array of values, one per member of a stacked model (module docstring).
 
     Attributes
     ----------
@@ -167,6 +196,10 @@ class Optimizer:
         raise NotImplementedError(f"{type(self).__name__} must implement update(p, g, state)")
 
     # --- the driver
+    def _array_hyperparameters(self) -> dict[str, np.ndarray]:
+        names = ["lr", "weight_decay", *self.hyperparameters]
+        return {n: getattr(self, n) for n in names if isinstance(getattr(self, n, None), np.ndarray)}
+
     def _check_grads(self, grads) -> None:
         if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
             raise TypeError(f"grads must be a list of numpy arrays matching params, got {type(grads).__name__}")
@@ -181,6 +214,16 @@ class Optimizer:
                 raise TypeError(f"grads[{i}] must be a floating-point array, got dtype {g.dtype}")
             if not p.flags.writeable:
                 raise ValueError(f"params[{i}] has become read-only; the optimizer updates parameters in place")
+        for name, value in self._array_hyperparameters().items():
+            for i, p in enumerate(self.params):
+                try:
+                    fits = np.broadcast_shapes(value.shape, p.shape) == p.shape
+                except ValueError:
+                    fits = False
+                if not fits:
+                    raise ValueError(f"{name} has shape {value.shape}, which does not broadcast to params[{i}]'s "
+                                     f"shape {p.shape}; give one value per member with trailing axes of size 1 "
+                                     f"(for example shape ({p.shape[0]}, {', '.join(['1'] * (p.ndim - 1))}))")
 
     def step(self, grads: Sequence[np.ndarray]) -> None:
         """One update of every parameter, in place, from ``grads`` (same order and shapes as ``params``).
@@ -193,10 +236,11 @@ class Optimizer:
         self.t += 1
         self.begin_step()
         wd = self.weight_decay
-        if wd != 0.0 and self._wd_buffers is None:
+        decay = bool(np.any(wd != 0.0))
+        if decay and self._wd_buffers is None:
             self._wd_buffers = [np.empty_like(p) for p in self.params]
         for i, (p, g, state) in enumerate(zip(self.params, grads, self.state)):
-            if wd != 0.0:
+            if decay:
                 buf = self._wd_buffers[i]
                 np.multiply(p, wd, out=buf)
                 np.add(buf, g, out=buf, casting="same_kind")
@@ -391,7 +435,7 @@ class Adam(Optimizer):
     def _denominator(self, v, tmp):
         """tmp <- sqrt(v) / sqrt(1 - beta2^t) + eps."""
         np.sqrt(v, out=tmp)
-        tmp *= 1.0 / math.sqrt(1.0 - self.beta2**self.t)
+        tmp *= 1.0 / np.sqrt(1.0 - self.beta2**self.t)
         tmp += self.eps
         return tmp
 

@@ -24,7 +24,7 @@
 # expensive than pushing one row vector through them, and that row vector, the
 # *vector-Jacobian product*, is all a backward pass ever computes. We measure the
 # difference, and connect it to the three backward formulas of
-# [chapter 1's `Linear` node](01_computational_graph.ipynb).
+# [chapter 1.1's `Linear` node](01_1_computational_graph.ipynb).
 #
 # **Learning objectives.** After this chapter you can
 #
@@ -32,25 +32,18 @@
 #   its shape before computing it;
 # - derive the Jacobians of products, a quadratic form, a Gaussian and a `tanh` layer with the
 #   chain rule, and check a closed form against `torch.autograd` and finite differences;
-# - tell when a familiar shortcut (such as $-f\,(x-\mu)^\top S^{-1}$) needs a symmetric
-#   matrix;
+# - tell when a familiar shortcut (such as $-f\,(\mathbf{x}-\boldsymbol{\mu})^\top\Sigma^{-1}$)
+#   needs a symmetric matrix;
 # - compute a vector-Jacobian product without forming the Jacobian, and recognise
-#   [chapter 1](01_computational_graph.ipynb)'s `Linear` backward formulas as such products;
+#   [chapter 1.1](01_1_computational_graph.ipynb)'s `Linear` backward formulas as such
+#   products;
 # - measure what forming a full Jacobian costs against one vector-Jacobian product.
 #
-# **Prerequisites:** [chapter 1](01_computational_graph.ipynb) (computational graphs, the
-# `Linear` node and its backward pass); matrix products, transposes and inverses; partial
-# derivatives.
+# **Prerequisites:** [chapter 1.1](01_1_computational_graph.ipynb) (computational graphs,
+# the `Linear` node and its backward pass); matrix products, transposes and inverses;
+# partial derivatives.
 #
 # Symbols follow the book's {ref}`notation`; terms are defined in the {ref}`glossary`.
-#
-# ```{admonition} Every number here was computed
-# :class: note
-# The numbers, tables and figures on this page were produced by the code beside them, and every claim
-# the text makes is asserted by that code, so the page cannot build if a claim stops holding. Results
-# of training vary slightly between machines and seeds; where the chapter compares trained models, it
-# runs several seeds and calls differences within their spread a tie.
-# ```
 
 # %% tags=["remove-cell"]
 # Colab setup: install course_utils and what this chapter needs (a no-op elsewhere).
@@ -68,7 +61,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 SEED = 0
-N_DIM = 3  # n of the examples x in R^n (small so the tensors can be printed)
+N_DIM = 3  # n of the examples in R^n (small, so that the tensors can be printed)
 # Jacobian-vs-VJP measurement: widths n of a chain of tanh layers, its depth, and
 # best-of repeats.
 # A faster machine or a GPU reader may add 1024 and 2048 to TIMING_WIDTHS.
@@ -100,33 +93,35 @@ print(info)
 # %% [markdown]
 # ## Conventions: numerator layout
 #
-# For a function $f:\mathbb{R}^D\to\mathbb{R}^M$ the derivative at $x$ is the
-# {term}`Jacobian`, an $M\times D$ matrix with one **row per output** and one **column per input**:
+# For a function $\mathbf{f}:\mathbb{R}^D\to\mathbb{R}^M$ (with $M$ outputs) the
+# derivative at $\mathbf{x}$ is the {term}`Jacobian`, an $M\times D$ matrix with one
+# **row per output** and one **column per input**:
 #
 # $$
-# \frac{\partial f}{\partial x} = J \in \mathbb{R}^{M\times D}, \qquad
-# J_{ij} = \frac{\partial f_i}{\partial x_j}.
+# \frac{\partial \mathbf{f}}{\partial \mathbf{x}} = J \in \mathbb{R}^{M\times D},
+# \qquad J_{ij} = \frac{\partial f_i}{\partial x_j}.
 # $$ (eq-jac-def)
 #
-# This is the *numerator layout* (the shape of the numerator $f$ comes first), the
+# This is the *numerator layout* (the shape of the numerator $\mathbf{f}$ comes first), the
 # convention of {cite}`ch02-deisenroth2020mml`. Two consequences we use all the time:
 #
-# * The derivative of a **scalar** $f$ with respect to $x\in\mathbb{R}^D$ is a
+# * The derivative of a **scalar** $f$ with respect to $\mathbf{x}\in\mathbb{R}^D$ is a
 #   $1\times D$ **row**. The **gradient** is its transpose, the column
-#   $\nabla_x f = \left(\frac{\partial f}{\partial x}\right)^\top\in\mathbb{R}^{D}$, which has the
-#   shape of $x$ and is what an optimizer subtracts from $x$.
+#   $\nabla f = (\partial f/\partial \mathbf{x})^\top\in\mathbb{R}^{D}$, which has the
+#   shape of $\mathbf{x}$ and is what an optimizer subtracts from $\mathbf{x}$.
 # * The chain rule reads left to right in the order of the composition, and the inner
-#   dimensions match: for $h = g(f(x))$ with $f:\mathbb{R}^D\to\mathbb{R}^Q$ and
-#   $g:\mathbb{R}^Q\to\mathbb{R}^M$,
+#   dimensions match: for $\mathbf{f}(\mathbf{x}) = \mathbf{f}_2(\mathbf{f}_1(\mathbf{x}))$
+#   with $\mathbf{f}_1:\mathbb{R}^D\to\mathbb{R}^Q$ and
+#   $\mathbf{f}_2:\mathbb{R}^Q\to\mathbb{R}^M$,
 #
 # $$
-# \underbrace{\frac{\partial h}{\partial x}}_{M\times D}
-# = \underbrace{\frac{\partial g}{\partial f}}_{M\times Q}\;
-#   \underbrace{\frac{\partial f}{\partial x}}_{Q\times D}.
+# \underbrace{\frac{\partial \mathbf{f}}{\partial \mathbf{x}}}_{M\times D}
+# = \underbrace{\frac{\partial \mathbf{f}_2}{\partial \mathbf{f}_1}}_{M\times Q}\;
+#   \underbrace{\frac{\partial \mathbf{f}_1}{\partial \mathbf{x}}}_{Q\times D}.
 # $$ (eq-jac-chain)
 #
-# When $f$ or $x$ is a matrix or a tensor, the Jacobian's shape is the shape of $f$
-# followed by the shape of $x$. That is what `course_utils.checks.numerical_jacobian`
+# When $\mathbf{f}$ or $\mathbf{x}$ is a matrix or a tensor, the Jacobian's shape is the
+# shape of $\mathbf{f}$ followed by the shape of $\mathbf{x}$. That is what `course_utils.checks.numerical_jacobian`
 # (central differences) and `torch.autograd.functional.jacobian` return, and what every
 # `*_jacobian` function of `course_utils.calculus` returns. One difference in code: for a
 # scalar-valued function those two return an array of shape `(D,)`, so we reshape it to
@@ -134,7 +129,8 @@ print(info)
 # derivatives are columns: check a source's convention before copying a formula from it,
 # for example from the Matrix Cookbook {cite}`ch02-petersen2012matrix`.)
 #
-# The defining example: $f(x) = Wx$ has Jacobian $W$ itself, $M\times D$, not $W^\top$.
+# The defining example: $\mathbf{f}(\mathbf{x}) = W\mathbf{x}$ has Jacobian $W$ itself,
+# $M\times D$, not $W^\top$.
 
 # %%
 rng = np.random.default_rng(SEED)
@@ -163,9 +159,11 @@ print("both equal W: rows are outputs, columns are inputs")
 
 # %% [markdown]
 # Every closed form below goes through the same three-way comparison: the formula
-# (from `course_utils.calculus`), `torch.autograd`, and central finite differences. The
-# helper prints the relative error each comparison must stay below, not the error itself,
-# whose last digits differ from machine to machine.
+# (from `course_utils.calculus`), `torch.autograd`, and central finite differences with
+# step $h = 10^{-6}$. The helper checks that the three agree, to a relative error of
+# $10^{-10}$ against autograd (rounding alone) and $10^{-7}$ against finite differences
+# (the central difference's $O(h^2)$ truncation and $O(10^{-16}/h)$ rounding), and prints
+# one line per comparison.
 
 # %%
 AUTOGRAD_RTOL, FD_RTOL = 1e-10, 1e-7
@@ -201,38 +199,41 @@ print(
 #
 # The three functions below are exercises of chapter 5 of {cite}`ch02-deisenroth2020mml`.
 #
-# **A scalar function of two variables.** $f_1(x) = \sin(x_1)\cos(x_2)$ with
-# $x\in\mathbb{R}^2$ maps $\mathbb{R}^2\to\mathbb{R}$, so $\partial f_1/\partial x$ is $1\times 2$:
+# **A scalar function of two variables.** $f_1(\mathbf{x}) = \sin(x_1)\cos(x_2)$ with
+# $\mathbf{x}\in\mathbb{R}^2$ maps $\mathbb{R}^2\to\mathbb{R}$, so
+# $\partial f_1/\partial \mathbf{x}$ is $1\times 2$:
 #
 # $$
-# \frac{\partial f_1}{\partial x} =
-# \begin{bmatrix} \cos x_1\cos x_2 & -\sin x_1\sin x_2 \end{bmatrix}
-# \in \mathbb{R}^{1\times 2}.
+# \frac{\partial f_1}{\partial \mathbf{x}} =
+# \begin{bmatrix} \cos x_1\cos x_2 & -\sin x_1\sin x_2 \end{bmatrix}.
 # $$ (eq-jac-f1)
 #
-# **A dot product.** $f_2(x, y) = x^\top y = \sum_i x_i y_i$ with $x, y\in\mathbb{R}^n$. Since
+# **A dot product.** $f_2(\mathbf{x}, \mathbf{y}) = \mathbf{x}^\top \mathbf{y}
+# = \sum_i x_i y_i$ with $\mathbf{x}, \mathbf{y}\in\mathbb{R}^n$. Since
 # $\partial f_2/\partial x_j = y_j$,
 #
 # $$
-# \frac{\partial f_2}{\partial x} = y^\top \in \mathbb{R}^{1\times n},
-# \qquad
-# \frac{\partial f_2}{\partial y} = x^\top \in \mathbb{R}^{1\times n},
+# \frac{\partial f_2}{\partial \mathbf{x}} = \mathbf{y}^\top, \qquad
+# \frac{\partial f_2}{\partial \mathbf{y}} = \mathbf{x}^\top,
 # $$ (eq-jac-f2)
 #
-# and with respect to the stacked input $(x, y)\in\mathbb{R}^{2n}$ the Jacobian is the
-# $1\times 2n$ row $[\,y^\top\; x^\top\,]$.
+# both $1\times n$, and with respect to the stacked input
+# $(\mathbf{x}, \mathbf{y})\in\mathbb{R}^{2n}$ the Jacobian is the $1\times 2n$ row
+# $[\,\mathbf{y}^\top\; \mathbf{x}^\top\,]$.
 #
-# **An outer product.** $f_3(x) = xx^\top$ maps $\mathbb{R}^n\to\mathbb{R}^{n\times n}$. Its
-# Jacobian has one entry per (output entry, input entry) pair, so it is an
-# $n\times n\times n$ **third-order tensor**. From $(xx^\top)_{ij} = x_i x_j$ and the product rule,
+# **An outer product.** $f_3(\mathbf{x}) = \mathbf{x}\mathbf{x}^\top$ maps
+# $\mathbb{R}^n\to\mathbb{R}^{n\times n}$. Its Jacobian has one entry per (output entry,
+# input entry) pair, so it is an $n\times n\times n$ **third-order tensor**. From
+# $(\mathbf{x}\mathbf{x}^\top)_{ij} = x_i x_j$ and the product rule,
 #
 # $$
-# \frac{\partial (xx^\top)_{ij}}{\partial x_k}
+# \frac{\partial (\mathbf{x}\mathbf{x}^\top)_{ij}}{\partial x_k}
 # = \delta_{ik}\,x_j + x_i\,\delta_{jk},
 # $$ (eq-jac-f3)
 #
 # where $\delta_{ik}$ is 1 when $i = k$ and 0 otherwise. Fixing $k$ gives one $n\times n$
-# slice, $e_k x^\top + x e_k^\top$: row $k$ and column $k$ filled with $x$, and $2x_k$ where
+# slice, $\mathbf{e}_k \mathbf{x}^\top + \mathbf{x} \mathbf{e}_k^\top$ (with $\mathbf{e}_k$
+# the $k$-th unit vector): row $k$ and column $k$ filled with $\mathbf{x}$, and $2x_k$ where
 # they cross.
 
 # %%
@@ -280,8 +281,9 @@ compare(
 # %% [markdown]
 # All three closed forms agree with both references, and the shapes are the ones the
 # conventions predict: $1\times 2$, $1\times n$ (twice), $1\times 2n$, and
-# $n\times n\times n$ for $xx^\top$ (here $n = 3$). To see the tensor, take
-# $x = (1, 2, 3)$ and print its three slices $\partial(xx^\top)/\partial x_k$:
+# $n\times n\times n$ for $\mathbf{x}\mathbf{x}^\top$ (here $n = 3$). To see the tensor,
+# take $\mathbf{x} = (1, 2, 3)$ and print its three slices
+# $\partial(\mathbf{x}\mathbf{x}^\top)/\partial x_k$:
 
 # %%
 x = np.array([1.0, 2.0, 3.0])
@@ -292,8 +294,9 @@ for k in range(3):
     assert_allclose(J3[:, :, k], np.outer(e_k, x) + np.outer(x, e_k))
 
 # %% [markdown]
-# Slice $k$ has $x^\top = (1, 2, 3)$ in row $k$, $x$ in column $k$, $2x_k$ on the diagonal
-# where they cross, and zeros elsewhere: most of the $n^3$ entries are zero. We meet
+# Slice $k$ has $\mathbf{x}^\top = (1, 2, 3)$ in row $k$, $\mathbf{x}$ in column $k$, $2x_k$
+# on the diagonal where they cross, and zeros elsewhere: most of the $n^3$ entries are
+# zero. We meet
 # that sparsity again in {ref}`sec-ch02-backprop`, where we ask why backpropagation never
 # builds such tensors.
 #
@@ -302,100 +305,109 @@ for k in range(3):
 # Consider
 #
 # $$
-# f(z) = \exp\!\left(-\tfrac{1}{2} z\right), \qquad
-# z = g(y) = y^\top S^{-1} y, \qquad
-# y = h(x) = x - \mu,
+# \begin{aligned}
+# f(q) &= \exp\!\left(-\tfrac{1}{2} q\right),\\
+# q &= \mathbf{d}^\top \Sigma^{-1} \mathbf{d},\\
+# \mathbf{d} &= \mathbf{x} - \boldsymbol{\mu},
+# \end{aligned}
 # $$ (eq-jac-gauss)
 #
-# with $x, \mu\in\mathbb{R}^D$ and an invertible $S\in\mathbb{R}^{D\times D}$. When $S$ is a
-# covariance matrix, $f$ is an unnormalised Gaussian density. The chain rule
-# {eq}`eq-jac-chain` multiplies three Jacobians:
+# with $\mathbf{x}, \boldsymbol{\mu}\in\mathbb{R}^D$ and an invertible
+# $\Sigma\in\mathbb{R}^{D\times D}$. When $\Sigma$ is a covariance matrix, $f$ is an
+# unnormalised Gaussian density. The chain rule {eq}`eq-jac-chain` multiplies three
+# Jacobians, one per step:
 #
-# | step | map | Jacobian | shape |
-# |---|---|---|---|
-# | $y = x - \mu$ | $\mathbb{R}^D\to\mathbb{R}^D$ | $\partial y/\partial x = I$ | $D\times D$ |
-# | $z = y^\top S^{-1} y$ | $\mathbb{R}^D\to\mathbb{R}$ | $\partial z/\partial y = y^\top (S^{-1} + S^{-\top})$ | $1\times D$ |
-# | $f = \exp(-z/2)$ | $\mathbb{R}\to\mathbb{R}$ | $\partial f/\partial z = -\tfrac12 \exp(-z/2) = -\tfrac12 f$ | $1\times 1$ |
+# | step | Jacobian | shape |
+# |---|---|---|
+# | $\mathbf{d} = \mathbf{x} - \boldsymbol{\mu}$ | $I$ | $D\times D$ |
+# | $q = \mathbf{d}^\top \Sigma^{-1} \mathbf{d}$ | $\mathbf{d}^\top (\Sigma^{-1} + \Sigma^{-\top})$ | $1\times D$ |
+# | $f = \exp(-q/2)$ | $-\tfrac12 \exp(-q/2) = -\tfrac12 f$ | $1\times 1$ |
 #
-# The middle row is the only one that needs care. Writing $P = S^{-1}$,
-# $z = \sum_{i,j} y_i P_{ij} y_j$, and $y_k$ appears once as the left factor and once as
-# the right one: $\partial z/\partial y_k = \sum_j P_{kj}y_j + \sum_i y_i P_{ik}$, that is
-# $(Py)_k + (P^\top y)_k$. As a row, $y^\top P^\top + y^\top P$. Multiplying the three
-# factors, $(1\times 1)(1\times D)(D\times D) = 1\times D$:
+# The middle row is the only one that needs care. Writing $P = \Sigma^{-1}$,
+# $q = \sum_{i,j} d_i P_{ij} d_j$, and $d_k$ appears once as the left factor and once as
+# the right one: $\partial q/\partial d_k = \sum_j P_{kj}d_j + \sum_i d_i P_{ik}$, that is
+# $(P\mathbf{d})_k + (P^\top \mathbf{d})_k$. As a row,
+# $\mathbf{d}^\top P^\top + \mathbf{d}^\top P$. Multiplying the three factors,
+# $(1\times 1)(1\times D)(D\times D) = 1\times D$:
 #
 # $$
-# \frac{\partial f}{\partial x}
-# = -\tfrac12\, f\,(x-\mu)^\top\left(S^{-1} + S^{-\top}\right).
+# \frac{\partial f}{\partial \mathbf{x}}
+# = -\tfrac12\, f\,(\mathbf{x}-\boldsymbol{\mu})^\top
+#   \left(\Sigma^{-1} + \Sigma^{-\top}\right).
 # $$ (eq-jac-gauss-grad)
 #
-# Only when $S$ is symmetric (every covariance matrix is) does $S^{-\top} = S^{-1}$, and the
-# formula shortens to $-f\,(x-\mu)^\top S^{-1}$. First the factors and their shapes:
+# Only when $\Sigma$ is symmetric (every covariance matrix is) does
+# $\Sigma^{-\top} = \Sigma^{-1}$, and the formula shortens to
+# $-f\,(\mathbf{x}-\boldsymbol{\mu})^\top \Sigma^{-1}$. First the factors and their
+# shapes:
 
 # %%
 D = 4
 mu = rng.normal(size=D)
 x = mu + 0.3 * rng.normal(size=D)  # near the mean, so f is not vanishingly small
 L_factor = rng.normal(size=(D, D))
-S_cov = L_factor @ L_factor.T / D + 0.5 * np.eye(
-    D
-)  # a covariance: symmetric positive definite
+# a covariance matrix: symmetric positive definite
+Sigma_cov = L_factor @ L_factor.T / D + 0.5 * np.eye(D)
+# the same plus an antisymmetric part: invertible, not symmetric
 K = rng.normal(size=(D, D))
-S_nonsym = S_cov + 0.5 * (
-    K - K.T
-)  # the same plus an antisymmetric part: invertible, not symmetric
-assert_allclose(S_cov, S_cov.T)
-assert not np.allclose(S_nonsym, S_nonsym.T)
+Sigma_nonsym = Sigma_cov + 0.5 * (K - K.T)
+assert_allclose(Sigma_cov, Sigma_cov.T)
+assert not np.allclose(Sigma_nonsym, Sigma_nonsym.T)
 
-parts = calculus.gaussian_exp_chain(x, mu, S_cov)
-for key in ["dy_dx", "dz_dy", "df_dz", "df_dx"]:
+parts = calculus.gaussian_exp_chain(x, mu, Sigma_cov)
+for key in ["dd_dx", "dq_dd", "df_dq", "df_dx"]:
     print(f"{key}: shape {parts[key].shape}")
-assert_allclose(parts["df_dx"], parts["df_dz"] @ parts["dz_dy"] @ parts["dy_dx"])
-print(f"f(x) = {calculus.gaussian_exp(x, mu, S_cov):.4f} for the covariance S")
+assert_allclose(parts["df_dx"], parts["df_dq"] @ parts["dq_dd"] @ parts["dd_dx"])
+print(f"f(x) = {calculus.gaussian_exp(x, mu, Sigma_cov):.4f} for the covariance matrix")
 
 # %% [markdown]
 # The shapes are those of the table. Now the full formula {eq}`eq-jac-gauss-grad` and the
 # symmetric shortcut, each against `torch.autograd` and finite differences, for the
-# covariance matrix and for a non-symmetric $S$:
+# covariance matrix and for a non-symmetric $\Sigma$:
 
 # %%
-for label, S in [("covariance S", S_cov), ("non-symmetric S", S_nonsym)]:
-    f = lambda v, S=S: calculus.gaussian_exp(v, mu, S)  # noqa: E731
+for label, Sigma in [("covariance", Sigma_cov), ("non-symmetric", Sigma_nonsym)]:
+    f = lambda v, Sigma=Sigma: calculus.gaussian_exp(v, mu, Sigma)  # noqa: E731
     J_ag = autograd_jacobian(f, x)[None, :]
     J_fd = numerical_jacobian(f, x)[None, :]
-    compare(f"f, {label}", calculus.gaussian_exp_jacobian(x, mu, S), J_ag, J_fd)
-    shortcut = calculus.gaussian_exp_jacobian_symmetric(x, mu, S)
+    J = calculus.gaussian_exp_jacobian(x, mu, Sigma)
+    compare(f"f, {label} Sigma", J, J_ag, J_fd)
+    shortcut = calculus.gaussian_exp_jacobian_symmetric(x, mu, Sigma)
     err = relative_error(shortcut, J_fd)
+    assert err < 1e-7 if label == "covariance" else err > 0.1
     shown = f"{err:.2f}" if err > 1e-3 else "< 1e-7"
-    print(
-        f"    shortcut -f (x-mu)^T S^-1 vs finite differences: relative error {shown}"
-    )
-    if label == "covariance S":
-        assert err < 1e-7
-    else:
-        assert err > 0.1
+    print(f"    shortcut -f (x - mu)^T Sigma^-1: relative error {shown}")
 
 # %% [markdown]
 # The full formula matches both references for both matrices. The shortcut matches for the
-# covariance matrix and is off by a relative error of order one for the non-symmetric $S$:
-# it keeps only one of the two terms of $\partial z/\partial y$. Note that $z$ only "sees" the
-# symmetric part of $S^{-1}$ (the antisymmetric part cancels in $y^\top P y$), and
-# $\tfrac12(S^{-1}+S^{-\top})$ in {eq}`eq-jac-gauss-grad` is exactly that symmetric part.
+# covariance matrix and is off by a relative error of order one for the non-symmetric
+# $\Sigma$: it keeps only one of the two terms of $\partial q/\partial \mathbf{d}$. Note
+# that $q$ only "sees" the symmetric part of $\Sigma^{-1}$ (the antisymmetric part cancels
+# in $\mathbf{d}^\top P \mathbf{d}$), and $\tfrac12(\Sigma^{-1}+\Sigma^{-\top})$ in
+# {eq}`eq-jac-gauss-grad` is exactly that symmetric part.
 #
 # ## A trace
 #
-# $f(x) = \operatorname{tr}(xx^\top + c^2 I)$ for $x\in\mathbb{R}^n$ and a constant $c$. The
-# trace of $xx^\top$ is $\sum_i x_i^2$ and the trace of $c^2 I$ is $nc^2$, so
+# $f(\mathbf{x}) = \operatorname{tr}(\mathbf{x}\mathbf{x}^\top + c^2 I)$ for
+# $\mathbf{x}\in\mathbb{R}^n$ and a constant $c$. The trace of $\mathbf{x}\mathbf{x}^\top$
+# is $\sum_i x_i^2$ and the trace of $c^2 I$ is $nc^2$, so
 #
 # $$
-# f(x) = x^\top x + nc^2, \qquad
-# \frac{\partial f}{\partial x} = 2x^\top \in\mathbb{R}^{1\times n}.
+# f(\mathbf{x}) = \mathbf{x}^\top \mathbf{x} + nc^2, \qquad
+# \frac{\partial f}{\partial \mathbf{x}} = 2\mathbf{x}^\top \in\mathbb{R}^{1\times n}.
 # $$ (eq-jac-trace)
 #
 # The same result follows from the chain rule through the tensor {eq}`eq-jac-f3`: the trace
 # sums the diagonal entries, so
-# $\partial f/\partial x_k = \sum_i \partial(xx^\top)_{ii}/\partial x_k
-# = \sum_i (\delta_{ik}x_i + x_i\delta_{ik}) = 2x_k$. With $x = (1, 2, 3)$ and $c = 0.5$
-# (`calculus.trace_outer(x, c)` takes the constant as its second argument):
+#
+# $$
+# \frac{\partial f}{\partial x_k}
+# = \sum_i \frac{\partial(\mathbf{x}\mathbf{x}^\top)_{ii}}{\partial x_k}
+# = \sum_i (\delta_{ik}x_i + x_i\delta_{ik}) = 2x_k .
+# $$
+#
+# With $\mathbf{x} = (1, 2, 3)$ and $c = 0.5$ (`calculus.trace_outer(x, c)` takes the
+# constant as its second argument):
 
 # %%
 x, c = np.array([1.0, 2.0, 3.0]), 0.5
@@ -405,30 +417,24 @@ assert value == x @ x + x.size * c**2
 J = calculus.trace_outer_jacobian(x)
 print("df/dx =", J, "= 2 x^T")
 f = lambda v: calculus.trace_outer(v, c)  # noqa: E731
-compare(
-    "tr(x x^T + c^2 I)",
-    J,
-    autograd_jacobian(f, x)[None, :],
-    numerical_jacobian(f, x)[None, :],
-)
-assert_allclose(
-    np.einsum("iik->k", calculus.outer_jacobian(x))[None, :], J
-)  # the trace of the tensor's slices
+J_ag, J_fd = autograd_jacobian(f, x)[None, :], numerical_jacobian(f, x)[None, :]
+compare("tr(x x^T + c^2 I)", J, J_ag, J_fd)
+# the trace of the tensor's slices gives the same row
+assert_allclose(np.einsum("iik->k", calculus.outer_jacobian(x))[None, :], J)
 
 # %% [markdown]
 # ## A `tanh` layer
 #
-# $f = \tanh(z)$ with $z = Wx + \mathbf{b}$, $W\in\mathbb{R}^{M\times D}$,
-# $x\in\mathbb{R}^D$, $\mathbf{b}\in\mathbb{R}^M$. The chain rule has two factors. $\tanh$
-# acts elementwise, so output $i$ depends only on $z_i$ and its $M\times M$ Jacobian is
-# **diagonal**, with $\tanh'(z_i) = 1 - \tanh^2(z_i)$; the affine map has Jacobian $W$
-# ($M\times D$):
+# $\mathbf{f} = \tanh(\mathbf{z})$ with $\mathbf{z} = W\mathbf{x} + \mathbf{b}$,
+# $W\in\mathbb{R}^{M\times D}$, $\mathbf{x}\in\mathbb{R}^D$, $\mathbf{b}\in\mathbb{R}^M$.
+# The chain rule has two factors. $\tanh$ acts elementwise, so output $i$ depends only on
+# $z_i$ and its $M\times M$ Jacobian is **diagonal**, with
+# $\tanh'(z_i) = 1 - \tanh^2(z_i)$; the affine map has Jacobian $W$ ($M\times D$):
 #
 # $$
-# \frac{\partial f}{\partial x}
-# = \underbrace{\operatorname{diag}\!\left(1 - \tanh^2(z)\right)}_{M\times M}\;
-#   \underbrace{W}_{M\times D}
-# \in\mathbb{R}^{M\times D}, \qquad z = Wx + \mathbf{b}.
+# \frac{\partial \mathbf{f}}{\partial \mathbf{x}}
+# = \underbrace{\operatorname{diag}\!\left(1 - \tanh^2(\mathbf{z})\right)}_{M\times M}\;
+#   \underbrace{W}_{M\times D}.
 # $$ (eq-jac-tanh)
 #
 # Multiplying by a diagonal matrix scales the rows of $W$; the code never builds the
@@ -450,78 +456,85 @@ print(f"the Jacobian has shape {J.shape}: M x D with M = {M}, D = {D}")
 # (sec-ch02-backprop)=
 # ## From Jacobians to backpropagation
 #
-# A network is a composition $h_d = f_d(\cdots f_2(f_1(x)))$ of $d$ layers followed by a
-# scalar loss $\mathcal{L}(h_d)$. With every layer $n$ wide, the chain rule reads
+# A network is a composition
+# $\mathbf{h}_d = \mathbf{f}_d(\cdots \mathbf{f}_2(\mathbf{f}_1(\mathbf{x})))$ of $d$
+# layers followed by a scalar loss $\mathcal{L}(\mathbf{h}_d)$. With every layer $n$ wide,
+# the chain rule reads
 #
 # $$
-# \underbrace{\frac{\partial \mathcal{L}}{\partial x}}_{1\times n}
-# = \underbrace{\frac{\partial \mathcal{L}}{\partial h_d}}_{1\times n}\;
+# \underbrace{\frac{\partial \mathcal{L}}{\partial \mathbf{x}}}_{1\times n}
+# = \underbrace{\frac{\partial \mathcal{L}}{\partial \mathbf{h}_d}}_{1\times n}\;
 #   \underbrace{J_d}_{n\times n}\; J_{d-1}\cdots J_1,
 # $$ (eq-jac-backprop)
 #
-# where $J_k = \partial h_k/\partial h_{k-1}$ is layer $k$'s Jacobian and $h_0 = x$.
-# Matrix multiplication is associative, so we may choose the brackets. From the right,
-# $J_d(\cdots(J_2 J_1))$ multiplies $n\times n$ matrices: $O(n^3)$ work and an
-# $n\times n$ intermediate per layer. From the left, every step multiplies a **row
-# vector** by a Jacobian:
+# where $J_k = \partial \mathbf{h}_k/\partial \mathbf{h}_{k-1}$ is layer $k$'s Jacobian and
+# $\mathbf{h}_0 = \mathbf{x}$. Matrix multiplication is associative, so we may choose the
+# brackets. From the right, $J_d(\cdots(J_2 J_1))$ multiplies $n\times n$ matrices:
+# $O(n^3)$ work and an $n\times n$ intermediate per layer. From the left, every step
+# multiplies a **row vector** by a Jacobian:
 #
 # $$
-# \bar g_d = \frac{\partial \mathcal{L}}{\partial h_d}, \qquad
-# \bar g_{k-1} = \bar g_k\, J_k \quad (k = d, \dots, 1), \qquad
-# \frac{\partial \mathcal{L}}{\partial x} = \bar g_0.
+# \begin{aligned}
+# \bar{\mathbf{g}}_d &= \frac{\partial \mathcal{L}}{\partial \mathbf{h}_d}, \qquad
+# \bar{\mathbf{g}}_{k-1} = \bar{\mathbf{g}}_k\, J_k \quad (k = d, \dots, 1),\\
+# \frac{\partial \mathcal{L}}{\partial \mathbf{x}} &= \bar{\mathbf{g}}_0.
+# \end{aligned}
 # $$ (eq-jac-vjp)
 #
 # Each step is a **vector-Jacobian product** ({term}`VJP`): $O(n^2)$ work, and a result the
 # size of the layer's input. This is reverse-mode automatic differentiation
-# {cite}`ch02-griewank2008evaluating,ch02-baydin2018autodiff`, the backward pass of backpropagation
-# {cite}`ch02-rumelhart1986backprop`. Better still, a VJP rarely needs the Jacobian at all. For the
-# `tanh` layer,
+# {cite}`ch02-griewank2008evaluating,ch02-baydin2018autodiff`, the backward pass of
+# backpropagation {cite}`ch02-rumelhart1986backprop`. Better still, a VJP rarely needs the
+# Jacobian at all. For the `tanh` layer, with $\mathbf{t} = \tanh(W\mathbf{x} + \mathbf{b})$
+# and an upstream row $\bar{\mathbf{g}}$,
 #
 # $$
-# \bar g\,\operatorname{diag}(1 - t^2)\,W = \left(\bar g \odot (1 - t^2)\right) W,
-# \qquad t = \tanh(Wx + \mathbf{b}),
+# \bar{\mathbf{g}}\,\operatorname{diag}(1 - \mathbf{t}^2)\,W
+# = \left(\bar{\mathbf{g}} \odot (1 - \mathbf{t}^2)\right) W ,
 # $$ (eq-jac-tanh-vjp)
 #
 # an elementwise product and one vector-matrix product: the $M\times D$ Jacobian is never
-# formed. `torch.autograd.grad(outputs, inputs, grad_outputs=v)` computes exactly
-# $v^\top J$, and `torch.func.vjp` exposes the same operation as a function:
+# formed. `torch.autograd.grad(outputs, inputs, grad_outputs=g_bar)` computes exactly
+# $\bar{\mathbf{g}} J$, and `torch.func.vjp` exposes the same operation as a function:
 
 # %%
-v = rng.normal(size=M)  # an upstream gradient dL/df, one entry per output of the layer
-vjp_closed = calculus.tanh_layer_vjp(x, W, b, v)
-x_t = torch.tensor(x, requires_grad=True)
+g_bar = rng.normal(size=M)  # an upstream gradient dL/df, one entry per output
+vjp_closed = calculus.tanh_layer_vjp(x, W, b, g_bar)
+x_t, g_bar_t = torch.tensor(x, requires_grad=True), torch.tensor(g_bar)
 (vjp_grad,) = torch.autograd.grad(
-    calculus.tanh_layer(x_t, W, b), x_t, grad_outputs=torch.tensor(v)
+    calculus.tanh_layer(x_t, W, b), x_t, grad_outputs=g_bar_t
 )
 _, vjp_fn = torch.func.vjp(lambda z: calculus.tanh_layer(z, W, b), torch.tensor(x))
-(vjp_func,) = vjp_fn(torch.tensor(v))
-# (v * (1 - t^2)) W = v diag(1 - t^2) W
-assert_allclose(vjp_closed, v @ calculus.tanh_layer_jacobian(x, W, b))
+(vjp_func,) = vjp_fn(g_bar_t)
+# (g_bar * (1 - t^2)) W = g_bar diag(1 - t^2) W
+assert_allclose(vjp_closed, g_bar @ calculus.tanh_layer_jacobian(x, W, b))
 assert_allclose(vjp_closed, vjp_grad.numpy(), rtol=1e-12)
 assert_allclose(vjp_closed, vjp_func.numpy(), rtol=1e-12)
-print(f"v has shape {v.shape} (like f), the VJP has shape {vjp_closed.shape} (like x)")
-print("(v * (1 - t^2)) @ W  ==  v @ J")
-print("                     ==  torch.autograd.grad(..., grad_outputs=v)")
-print("                     ==  torch.func.vjp")
+print(f"g_bar has shape {g_bar.shape} (like f), the VJP {vjp_closed.shape} (like x)")
+print("(g_bar * (1 - t^2)) @ W  ==  g_bar @ J")
+print("                         ==  torch.autograd.grad(..., grad_outputs=g_bar)")
+print("                         ==  torch.func.vjp")
 
 # %% [markdown]
-# Conversely, a full Jacobian costs one VJP **per output**: row $i$ of $J$ is $e_i^\top J$.
-# That is what `torch.autograd.functional.jacobian` does by default, one backward pass per
-# row. For a scalar loss there is a single row, and one backward pass gives the whole
-# gradient, however many inputs there are.
+# Conversely, a full Jacobian costs one VJP **per output**: row $i$ of $J$ is
+# $\mathbf{e}_i^\top J$. That is what `torch.autograd.functional.jacobian` does by default,
+# one backward pass per row. For a scalar loss there is a single row, and one backward pass
+# gives the whole gradient, however many inputs there are.
 #
 # (sec-ch02-linear-vjp)=
-# ### Chapter 1's `Linear` backward formulas are VJPs
+# ### Chapter 1.1's `Linear` backward formulas are VJPs
 #
-# [Chapter 1](01_computational_graph.ipynb)'s `Linear` node computes
+# [Chapter 1.1](01_1_computational_graph.ipynb)'s `Linear` node computes
 # $Y = XW^\top + \mathbf{1}\mathbf{b}^\top$ for a batch $X\in\mathbb{R}^{B\times D}$ (samples
 # are rows) and $W\in\mathbb{R}^{M\times D}$, and its backward pass turns the upstream
 # $\bar Y = \partial \mathcal{L}/\partial Y\in\mathbb{R}^{B\times M}$ into
 #
 # $$
-# \frac{\partial \mathcal{L}}{\partial X} = \bar Y W, \qquad
-# \frac{\partial \mathcal{L}}{\partial W} = \bar Y^\top X, \qquad
-# \frac{\partial \mathcal{L}}{\partial \mathbf{b}} = \sum_{p=1}^{B} \bar Y_{p,:}.
+# \begin{aligned}
+# \frac{\partial \mathcal{L}}{\partial X} &= \bar Y W, \qquad
+# \frac{\partial \mathcal{L}}{\partial W} = \bar Y^\top X,\\
+# \frac{\partial \mathcal{L}}{\partial \mathbf{b}} &= \sum_{p=1}^{B} \bar Y_{p,:}.
+# \end{aligned}
 # $$ (eq-jac-linear-vjp)
 #
 # The full Jacobians are tensors: $\partial Y/\partial X$ is $B\times M\times B\times D$ with
@@ -573,8 +586,8 @@ for name, J, J_ag, J_fd, g, g_torch in zip(
 
 # %% [markdown]
 # Each full Jacobian agrees with `torch.autograd` and finite differences; contracting
-# $\bar Y$ with it gives exactly [chapter 1](01_computational_graph.ipynb)'s formula, which
-# equals PyTorch's backward pass.
+# $\bar Y$ with it gives exactly [chapter 1.1](01_1_computational_graph.ipynb)'s formula,
+# which equals PyTorch's backward pass.
 # The Jacobians are mostly zeros (25 % of $\partial Y/\partial X$ is nonzero here, $1/B$
 # in general; $1/M$ of the other two), and they are much larger than the gradients they
 # produce. At a realistic size the difference is not a matter of taste. For a first layer
@@ -610,9 +623,10 @@ for name, n_jac in entries.items():
 # ### Measuring it: full Jacobian against one VJP
 #
 # We differentiate a chain of `TIMING_DEPTH` $= d$ `tanh` layers of width $n$,
-# $h_k = \tanh(W_k h_{k-1} + \mathbf{b}_k)$, followed by the loss
-# $\mathcal{L} = \mathbf{u}^\top h_d$ for a fixed vector $\mathbf{u}$, in four ways. All four
-# return the same gradient $\partial \mathcal{L}/\partial x$, at very different cost:
+# $\mathbf{h}_k = \tanh(W_k \mathbf{h}_{k-1} + \mathbf{b}_k)$, followed by the loss
+# $\mathcal{L} = \mathbf{u}^\top \mathbf{h}_d$ for a fixed vector $\mathbf{u}$, in four
+# ways. All four return the same gradient $\partial \mathcal{L}/\partial \mathbf{x}$, at
+# very different cost:
 #
 # 1. **full Jacobian, autograd**: `torch.autograd.functional.jacobian` ($n$ backward passes,
 #    one per row), then $\mathbf{u}^\top J$;
@@ -701,7 +715,8 @@ for route, g in [
     print(f"{route:<27} = one VJP, autograd (n = 16, {TIMING_DEPTH} layers)")
 
 # %% [markdown]
-# Time is the best of `TIMING_REPEATS` runs. Memory is measured for the NumPy versions as
+# Time is the best of `TIMING_REPEATS` runs, in CPU time of the process (which other
+# programs on the machine disturb less than the wall-clock time). Memory is measured for the NumPy versions as
 # the peak of the memory they allocate (`tracemalloc`, which tracks NumPy's arrays); for the
 # PyTorch versions we report the size of the result (an $n\times n$ Jacobian against an
 # $n$-vector), which is deterministic. The helpers that time and measure a call:
@@ -711,9 +726,9 @@ for route, g in [
 def best_time(fn, repeats=TIMING_REPEATS):
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return min(times)
 
 
@@ -811,8 +826,8 @@ plt.show()
 #
 # * **Time.** At the largest width the full Jacobian costs many times one VJP, in both
 #   implementations, and the gap widens as $n$ grows: the Jacobian curves are steeper, as the
-#   $O(n^3)$ against $O(n^2)$ count predicts (the measured slopes wander, because cache
-#   effects and other work on the machine add to the arithmetic). The autograd Jacobian is
+#   $O(n^3)$ against $O(n^2)$ count predicts (the measured slopes wander, because memory
+#   traffic and other work on the machine add to the arithmetic). The autograd Jacobian is
 #   the slowest route, because each of its $n$ rows is a complete backward pass. At the
 #   smallest widths the VJP curves are nearly flat: fixed per-call overheads, not
 #   arithmetic, dominate them.
@@ -820,14 +835,8 @@ plt.show()
 #   while the VJP route holds a few vectors of $8n$ bytes (plus the activations, which any
 #   backward pass keeps); the measured peaks grow with slopes close to 2 and 1 on the
 #   log-log plot.
-#
-# The cell below states the part of this that holds on every machine, with margins: at the
-# largest width forming the Jacobian is at least 5 times slower than one VJP in both
-# implementations, the ratio grows with $n$, the autograd Jacobian is the slowest of the
-# four routes, the Jacobian route's peak memory is at least 50 times the VJP route's, and
-# the memory slopes over the three largest widths are within 0.2 of 2 and 1.
 
-# %%
+# %% tags=["remove-input"]
 ratio_ag = col["time_jac_autograd"] / col["time_vjp_autograd"]
 ratio_np = col["time_jac_numpy"] / col["time_vjp_numpy"]
 assert ratio_ag[-1] > 5 and ratio_np[-1] > 5, (ratio_ag, ratio_np)
@@ -843,143 +852,173 @@ slopes = {
 assert 1.8 < slopes["mem_jac_numpy"] < 2.2 and 0.8 < slopes["mem_vjp_numpy"] < 1.2, (
     slopes
 )
-print(f"at n = {ns[-1]}: a full Jacobian takes more than 5 times as long as one VJP")
-print("the ratio grows with n; the autograd Jacobian is the slowest route")
-print("peak memory grows like n^2 for the Jacobian route and like n for the VJP route")
+print(
+    f"Checked: at n = {ns[-1]} a full Jacobian takes more than 5 times as long as one"
+    " VJP in both implementations, the ratio grows with n, the autograd Jacobian is the"
+    " slowest route, and the peak memory of the Jacobian route grows like n^2 (slope"
+    " within 0.2 of 2) and is over 50 times the VJP route's, which grows like n."
+)
 
 # %% [markdown]
 # This is why a backward pass never forms a full Jacobian: the loss is a scalar, so the
-# chain {eq}`eq-jac-backprop` starts with a single row, and carrying that row from the loss back
-# to the inputs, one VJP per node, is the cheapest way through it. Each node of a
-# reverse-mode engine, [chapter 1](01_computational_graph.ipynb)'s `Linear` included, needs
-# only a rule that maps the
-# gradient of its output to the gradients of its inputs, using the structure of its
-# Jacobian (diagonal for elementwise functions, a matrix product for `Linear`) instead of
-# storing it. PyTorch's autograd is built the same way {cite}`ch02-paszke2019pytorch`.
+# chain {eq}`eq-jac-backprop` starts with a single row, and carrying that row from the loss
+# back to the inputs, one VJP per node, is the cheapest way through it. Each node of a
+# reverse-mode engine, [chapter 1.1](01_1_computational_graph.ipynb)'s `Linear` included,
+# needs only a rule that maps the gradient of its output to the gradients of its inputs,
+# using the structure of its Jacobian (diagonal for elementwise functions, a matrix product
+# for `Linear`) instead of storing it. PyTorch's autograd is built the same way {cite}`ch02-paszke2019pytorch`.
 #
 # ## Summary
 #
-# * **Numerator layout**: $\partial f/\partial x$ has the shape of $f$ followed by the shape
-#   of $x$. For a scalar $f$ and $x\in\mathbb{R}^D$ it is a $1\times D$ row; the gradient is
-#   its transpose. In this layout the chain rule multiplies Jacobians in the order of the
-#   composition, and the inner dimensions match.
-# * $\partial(\sin x_1\cos x_2)/\partial x$ is $1\times 2$; $\partial(x^\top y)/\partial x = y^\top$ is
-#   $1\times n$; $\partial(xx^\top)/\partial x$ is an $n\times n\times n$ tensor with entries
-#   $\delta_{ik}x_j + x_i\delta_{jk}$.
-# * For $f = \exp(-\tfrac12 (x-\mu)^\top S^{-1}(x-\mu))$,
-#   $\partial f/\partial x = -\tfrac12 f (x-\mu)^\top(S^{-1}+S^{-\top})$. The familiar
-#   $-f(x-\mu)^\top S^{-1}$ holds only for symmetric $S$; for a non-symmetric $S$ it was off by
-#   a relative error of order one.
-# * $\partial \operatorname{tr}(xx^\top+c^2 I)/\partial x = 2x^\top$, and
-#   $\partial\tanh(Wx+\mathbf{b})/\partial x = \operatorname{diag}(1-\tanh^2(Wx+\mathbf{b}))\,W$
-#   is $M\times D$.
+# * **Numerator layout**: $\partial \mathbf{f}/\partial \mathbf{x}$ has the shape of
+#   $\mathbf{f}$ followed by the shape of $\mathbf{x}$. For a scalar $f$ and
+#   $\mathbf{x}\in\mathbb{R}^D$ it is a $1\times D$ row; the gradient is its transpose. In
+#   this layout the chain rule multiplies Jacobians in the order of the composition, and the
+#   inner dimensions match.
+# * $\partial(\sin x_1\cos x_2)/\partial \mathbf{x}$ is $1\times 2$;
+#   $\partial(\mathbf{x}^\top \mathbf{y})/\partial \mathbf{x} = \mathbf{y}^\top$ is
+#   $1\times n$; $\partial(\mathbf{x}\mathbf{x}^\top)/\partial \mathbf{x}$ is an
+#   $n\times n\times n$ tensor with entries $\delta_{ik}x_j + x_i\delta_{jk}$.
+# * For $f = \exp(-\tfrac12 \mathbf{d}^\top \Sigma^{-1}\mathbf{d})$ with
+#   $\mathbf{d} = \mathbf{x}-\boldsymbol{\mu}$, the derivative is
+#   $\partial f/\partial \mathbf{x} = -\tfrac12 f\, \mathbf{d}^\top(\Sigma^{-1}+\Sigma^{-\top})$.
+#   The familiar $-f\,\mathbf{d}^\top \Sigma^{-1}$ holds only for symmetric $\Sigma$; for a
+#   non-symmetric $\Sigma$ it was off by a relative error of order one.
+# * $\partial \operatorname{tr}(\mathbf{x}\mathbf{x}^\top+c^2 I)/\partial \mathbf{x}
+#   = 2\mathbf{x}^\top$, and the Jacobian of $\tanh(W\mathbf{x}+\mathbf{b})$ is
+#   $\operatorname{diag}(1-\tanh^2(W\mathbf{x}+\mathbf{b}))\,W$, $M\times D$.
 # * Every closed form agreed with `torch.autograd` and with central finite differences.
 # * Backpropagation computes **vector-Jacobian products**, left to right, starting from the
 #   loss's single row. Forming the full Jacobian instead was many times slower at width 512
 #   and needed memory quadratic instead of linear in the width; for a realistic `Linear`
 #   layer, $\partial Y/\partial W$ alone would take gigabytes.
-#   [Chapter 1](01_computational_graph.ipynb)'s three `Linear` backward formulas are exactly
-#   the VJPs of its three Jacobians ({ref}`sec-ch02-linear-vjp`).
+#   [Chapter 1.1](01_1_computational_graph.ipynb)'s three `Linear` backward formulas are
+#   exactly the VJPs of its three Jacobians ({ref}`sec-ch02-linear-vjp`).
 #
 # ## Exercises
 #
 # ```{exercise} The derivative of a quadratic form
 # :label: ex-jac-quadratic
 #
-# Let $f(x) = x^\top C x$ with $x\in\mathbb{R}^n$ and any $C\in\mathbb{R}^{n\times n}$. What is the
-# shape of $\partial f/\partial x$? Compute it, and say when it equals $2x^\top C$.
+# Let $f(\mathbf{x}) = \mathbf{x}^\top A \mathbf{x}$ with $\mathbf{x}\in\mathbb{R}^n$ and
+# any $A\in\mathbb{R}^{n\times n}$. What is the shape of $\partial f/\partial \mathbf{x}$?
+# Compute it, and say when it equals $2\mathbf{x}^\top A$.
 # ```
 #
 # ```{solution} ex-jac-quadratic
 # :class: dropdown
 #
-# $f$ is a scalar, so $\partial f/\partial x$ is a $1\times n$ row. As for $z = y^\top S^{-1}y$ in
-# the Gaussian example, $x_k$ appears in both factors:
-# $\partial f/\partial x_k = (Cx)_k + (C^\top x)_k$, so $\partial f/\partial x = x^\top(C + C^\top)$.
-# It equals $2x^\top C$ exactly when $x^\top(C^\top - C) = 0$ for every $x$, that is when $C$ is
-# symmetric. The code cell after the exercises runs this on numbers.
+# $f$ is a scalar, so $\partial f/\partial \mathbf{x}$ is a $1\times n$ row. As for
+# $q = \mathbf{d}^\top \Sigma^{-1}\mathbf{d}$ in the Gaussian example, $x_k$ appears in both
+# factors: $\partial f/\partial x_k = (A\mathbf{x})_k + (A^\top \mathbf{x})_k$, so
+# $\partial f/\partial \mathbf{x} = \mathbf{x}^\top(A + A^\top)$. It equals
+# $2\mathbf{x}^\top A$ exactly when $\mathbf{x}^\top(A^\top - A) = 0$ for every
+# $\mathbf{x}$, that is when $A$ is symmetric. The code cell after the exercises runs this on
+# numbers.
 # ```
 #
 # ```{exercise} The softmax Jacobian and its VJP
 # :label: ex-jac-softmax
 #
-# The softmax $p = \operatorname{softmax}(z)$, $p_i = e^{z_i}/\sum_k e^{z_k}$, maps
-# $\mathbb{R}^K\to\mathbb{R}^K$. Compute its $K\times K$ Jacobian. Then write the VJP
-# $\bar g\,\partial p/\partial z$ for a row $\bar g\in\mathbb{R}^{1\times K}$ without forming the Jacobian.
+# The softmax $\mathbf{s} = \operatorname{softmax}(\mathbf{z})$,
+# $s_i = e^{z_i}/\sum_k e^{z_k}$, maps $\mathbb{R}^K\to\mathbb{R}^K$. Compute its
+# $K\times K$ Jacobian. Then write the VJP
+# $\bar{\mathbf{g}}\,\partial \mathbf{s}/\partial \mathbf{z}$ for a row
+# $\bar{\mathbf{g}}\in\mathbb{R}^{1\times K}$ without forming the Jacobian.
 # ```
 #
 # ```{solution} ex-jac-softmax
 # :class: dropdown
 #
-# $\partial p_i/\partial z_j = p_i(\delta_{ij} - p_j)$, so $\partial p/\partial z = \operatorname{diag}(p) - pp^\top$
-# (symmetric). The VJP is $\bar g\operatorname{diag}(p) - (\bar g p)\,p^\top$, that is, entrywise,
-# $p_j\,(\bar g_j - \sum_i \bar g_i p_i)$: $O(K)$ work instead of the $O(K^2)$ of building the
-# Jacobian. The code cell after the exercises compares both with `torch.autograd`.
+# $\partial s_i/\partial z_j = s_i(\delta_{ij} - s_j)$, so
+# $\partial \mathbf{s}/\partial \mathbf{z} = \operatorname{diag}(\mathbf{s})
+# - \mathbf{s}\mathbf{s}^\top$ (symmetric). The VJP is
+# $\bar{\mathbf{g}}\operatorname{diag}(\mathbf{s})
+# - (\bar{\mathbf{g}} \mathbf{s})\,\mathbf{s}^\top$, that is, entrywise,
+# $s_j\,(\bar g_j - \sum_i \bar g_i s_i)$: $O(K)$ work instead of the $O(K^2)$ of building
+# the Jacobian. The code cell after the exercises compares both with `torch.autograd`.
 # ```
 #
 # ```{exercise} The Jacobian with respect to the weights
 # :label: ex-jac-weights
 #
-# For one sample, $z = Wx$ with $W\in\mathbb{R}^{M\times D}$. What is the shape of
-# $\partial z/\partial W$ and what are its entries? Compute the VJP $\bar g\,\partial z/\partial W$
-# for an upstream row $\bar g\in\mathbb{R}^{1\times M}$ and compare it with
-# [chapter 1](01_computational_graph.ipynb)'s $\partial \mathcal{L}/\partial W = \bar Y^\top X$.
+# For one sample, $\mathbf{z} = W\mathbf{x}$ with $W\in\mathbb{R}^{M\times D}$. What is
+# the shape of $\partial \mathbf{z}/\partial W$ and what are its entries? Compute the VJP
+# $\bar{\mathbf{g}}\,\partial \mathbf{z}/\partial W$ for an upstream row
+# $\bar{\mathbf{g}}\in\mathbb{R}^{1\times M}$ and compare it with
+# [chapter 1.1](01_1_computational_graph.ipynb)'s
+# $\partial \mathcal{L}/\partial W = \bar Y^\top X$.
 # ```
 #
 # ```{solution} ex-jac-weights
 # :class: dropdown
 #
-# $\partial z/\partial W$ is $M\times(M\times D)$ with entries $\partial z_i/\partial W_{kj} = \delta_{ik}x_j$.
-# Contracting with $\bar g$ over $i$ gives $\sum_i \bar g_i\delta_{ik}x_j = \bar g_k x_j$, the
-# $M\times D$ outer product $\bar g^\top x^\top$. With samples as rows, $X = x^\top$ ($1\times D$) and
-# $\bar Y = \bar g$ ($1\times M$), so $\bar Y^\top X = \bar g^\top x^\top$: the same matrix. For a batch,
+# $\partial \mathbf{z}/\partial W$ is $M\times(M\times D)$ with entries
+# $\partial z_i/\partial W_{kj} = \delta_{ik}x_j$. Contracting with $\bar{\mathbf{g}}$ over
+# $i$ gives $\sum_i \bar g_i\delta_{ik}x_j = \bar g_k x_j$, the $M\times D$ outer product
+# $\bar{\mathbf{g}}^\top \mathbf{x}^\top$. With samples as rows, $X = \mathbf{x}^\top$
+# ($1\times D$) and $\bar Y = \bar{\mathbf{g}}$ ($1\times M$), so
+# $\bar Y^\top X = \bar{\mathbf{g}}^\top \mathbf{x}^\top$: the same matrix. For a batch,
 # $\bar Y^\top X$ sums these outer products over the samples.
 # ```
 #
 # ```{exercise} Forward or reverse mode?
 # :label: ex-jac-cost
 #
-# A function $F:\mathbb{R}^n\to\mathbb{R}^m$ is built from layers whose VJPs and
-# Jacobian-vector products (JVPs, $J v$ for a column $v$, what forward-mode differentiation
-# computes) each cost about as much as evaluating $F$. How many VJPs does it take to form
-# the full Jacobian of $F$? How many JVPs? Which mode would you use for a loss
-# ($m = 1$) of a network with $n = 10^6$ parameters, and which for $F:\mathbb{R}\to\mathbb{R}^{1000}$?
+# A function $\mathbf{f}:\mathbb{R}^D\to\mathbb{R}^M$ is built from layers whose VJPs and
+# Jacobian-vector products (JVPs, $J\mathbf{u}$ for a column $\mathbf{u}$, what forward-mode
+# differentiation computes) each cost about as much as evaluating $\mathbf{f}$. How many
+# VJPs does it take to form the full Jacobian of $\mathbf{f}$? How many JVPs? Which mode
+# would you use for a loss ($M = 1$) of a network with $D = 10^6$ parameters, and which for
+# $\mathbf{f}:\mathbb{R}\to\mathbb{R}^{1000}$?
 # ```
 #
 # ```{solution} ex-jac-cost
 # :class: dropdown
 #
-# Row $i$ of $J$ is the VJP $e_i^\top J$, so $m$ VJPs; column $j$ is the JVP $J e_j$, so $n$ JVPs.
-# For a loss ($m = 1$), one VJP (one backward pass) gives all $10^6$ partial derivatives,
-# where forward mode would need $10^6$ JVPs: this is why training uses reverse mode. For
-# $F:\mathbb{R}\to\mathbb{R}^{1000}$ it is the other way round: one JVP gives the whole
-# $1000\times 1$ Jacobian, reverse mode would need 1000 VJPs {cite}`ch02-baydin2018autodiff`. The code
-# cell below builds the softmax Jacobian both ways, row by row from VJPs and column by column
-# from JVPs.
+# Row $i$ of $J$ is the VJP $\mathbf{e}_i^\top J$, so $M$ VJPs; column $j$ is the JVP
+# $J\mathbf{e}_j$, so $D$ JVPs. For a loss ($M = 1$), one VJP (one backward pass) gives all
+# $10^6$ partial derivatives, where forward mode would need $10^6$ JVPs: this is why
+# training uses reverse mode. For $\mathbf{f}:\mathbb{R}\to\mathbb{R}^{1000}$ it is the
+# other way round: one JVP gives the whole $1000\times 1$ Jacobian, reverse mode would need
+# 1000 VJPs {cite}`ch02-baydin2018autodiff`. The code cell below builds the softmax Jacobian
+# both ways, row by row from VJPs and column by column from JVPs.
 # ```
 #
 # The solutions, run on numbers:
 
 # %% tags=["hide-input"]
 n = 4
-C, x = rng.normal(size=(n, n)), rng.normal(size=n)
-J_fd = numerical_jacobian(lambda v: v @ C @ v, x)[None, :]
-assert_allclose(x @ (C + C.T), J_fd[0], rtol=1e-7)  # exercise 1: x^T (C + C^T)
-assert not np.allclose(2 * x @ C, J_fd[0])  # 2 x^T C is wrong for this non-symmetric C
-C_sym = (C + C.T) / 2  # a symmetric matrix with the same quadratic form
-assert_allclose(2 * x @ C_sym, J_fd[0], rtol=1e-7)  # and right for a symmetric one
+A, x = rng.normal(size=(n, n)), rng.normal(size=n)
+J_fd = numerical_jacobian(lambda v: v @ A @ v, x)[None, :]
+assert_allclose(x @ (A + A.T), J_fd[0], rtol=1e-7)  # x^T (A + A^T)
+assert not np.allclose(2 * x @ A, J_fd[0])  # 2 x^T A is wrong for this non-symmetric A
+A_sym = (A + A.T) / 2  # a symmetric matrix with the same quadratic form
+assert_allclose(2 * x @ A_sym, J_fd[0], rtol=1e-7)  # and right for a symmetric one
+print("Exercise 2.1: d(x^T A x)/dx = x^T (A + A^T) = finite differences;")
+print("              2 x^T A only for the symmetric A")
 
 K_cls = 5
-z, g = rng.normal(size=(2, K_cls))
-p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+z, g_bar = rng.normal(size=(2, K_cls))
+s = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
 softmax_t = lambda v: torch.softmax(v, dim=0)  # noqa: E731
-J_soft = np.diag(p) - np.outer(p, p)
+J_soft = np.diag(s) - np.outer(s, s)
+assert_allclose(J_soft, autograd_jacobian(softmax_t, z), rtol=1e-12, atol=1e-15)
+assert_allclose(s * (g_bar - g_bar @ s), g_bar @ J_soft, atol=1e-15)  # VJP, no Jacobian
+print("Exercise 2.2: diag(s) - s s^T = autograd; s * (g - g.s) = g @ J")
+
+M, D = 3, 4
+W, x, g_bar = rng.normal(size=(M, D)), rng.normal(size=D), rng.normal(size=M)
+J_w = numerical_jacobian(lambda Z: Z @ x, W)  # shape (M, M, D)
+assert J_w.shape == (M, M, D)
+assert_allclose(J_w, np.einsum("ik,j->ikj", np.eye(M), x), atol=1e-9)  # delta_ik x_j
+assert_allclose(np.tensordot(g_bar, J_w, axes=1), np.outer(g_bar, x), atol=1e-9)
+# = chapter 1.1's Y_bar^T X with X = x^T, Y_bar = g_bar
 assert_allclose(
-    J_soft, autograd_jacobian(softmax_t, z), rtol=1e-12, atol=1e-15
-)  # exercise 2: Jacobian
-assert_allclose(
-    p * (g - g @ p), g @ J_soft, atol=1e-15
-)  # exercise 2: VJP without the Jacobian
+    np.outer(g_bar, x), calculus.linear_vjp(x[None, :], W, g_bar[None, :])[1]
+)
+print("Exercise 2.3: dz/dW has shape (M, M, D); its VJP is the outer product g x^T")
+
 rows_from_vjps = np.stack(
     [
         torch.func.vjp(softmax_t, torch.tensor(z))[1](torch.eye(K_cls)[i])[0].numpy()
@@ -993,25 +1032,11 @@ cols_from_jvps = np.stack(
     ],
     axis=1,
 )
-assert_allclose(rows_from_vjps, J_soft, atol=1e-15)  # exercise 4: K VJPs give the rows
-assert_allclose(
-    cols_from_jvps, J_soft, atol=1e-15
-)  # exercise 4: K JVPs give the columns
-
-M, D = 3, 4
-W, x, g = rng.normal(size=(M, D)), rng.normal(size=D), rng.normal(size=M)
-J_w = numerical_jacobian(lambda Z: Z @ x, W)  # shape (M, M, D)
-assert J_w.shape == (M, M, D)
-assert_allclose(
-    J_w, np.einsum("ik,j->ikj", np.eye(M), x), atol=1e-9
-)  # exercise 3: delta_ik x_j
-assert_allclose(
-    np.tensordot(g, J_w, axes=1), np.outer(g, x), atol=1e-9
-)  # the VJP is g^T x^T
-assert_allclose(
-    np.outer(g, x), calculus.linear_vjp(x[None, :], W, g[None, :])[1]
-)  # = chapter 1's dY^T X
-print("all four solutions check out")
+assert_allclose(rows_from_vjps, J_soft, atol=1e-15)  # K VJPs give the rows
+assert_allclose(cols_from_jvps, J_soft, atol=1e-15)  # K JVPs give the columns
+print(
+    f"Exercise 2.4: {K_cls} VJPs give the rows, {K_cls} JVPs the columns of the Jacobian"
+)
 
 # %% [markdown]
 # ## References

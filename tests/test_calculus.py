@@ -69,11 +69,11 @@ def test_gaussian_chain_dimensions_and_product(rng):
     x, mu = rng.normal(size=(2, D)) * 0.5
     Sigma = covariance(rng, D)
     parts = C.gaussian_exp_chain(x, mu, Sigma)
-    assert parts["dy_dx"].shape == (D, D)
-    assert parts["dz_dy"].shape == (1, D)
-    assert parts["df_dz"].shape == (1, 1)
+    assert parts["dd_dx"].shape == (D, D)
+    assert parts["dq_dd"].shape == (1, D)
+    assert parts["df_dq"].shape == (1, 1)
     assert parts["df_dx"].shape == (1, D)
-    assert_allclose(parts["df_dx"], parts["df_dz"] @ parts["dz_dy"] @ parts["dy_dx"])
+    assert_allclose(parts["df_dx"], parts["df_dq"] @ parts["dq_dd"] @ parts["dd_dx"])
 
 
 @pytest.mark.parametrize("symmetric", [True, False])

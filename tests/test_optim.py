@@ -406,3 +406,60 @@ def test_a_leading_seed_axis_updates_each_seed_as_if_alone(name):
             o.step([np.sin(a + step)])
     for k in range(3):
         np.testing.assert_array_equal(stacked[k], alone[k])
+
+
+GRID_CASES = {  # class: (hyperparameter grids, one value per member; scalar settings); member 3 diverges
+    optim.SGD: ({"lr": [0.001, 0.01, 0.03, 0.5], "weight_decay": [0.0, 0.1, 0.01, 0.0]}, {}),
+    optim.Momentum: ({"lr": [0.001, 0.002, 0.004, 0.5], "beta": [0.0, 0.5, 0.9, 0.9]}, {}),
+    optim.Nesterov: ({"lr": [0.001, 0.002, 0.004, 0.5], "beta": [0.3, 0.8, 0.9, 0.9]}, {"ema": True}),
+    optim.RMSProp: ({"lr": [0.001, 0.002, 0.01, 1e300], "eps": [1e-3, 1e-4, 1e-8, 1e-8]}, {"beta": 0.99}),
+    optim.Adam: ({"lr": [0.001, 0.01, 0.1, 1e300], "beta1": [0.0, 0.5, 0.9, 0.9],
+                  "beta2": [0.9, 0.99, 0.999, 0.999]}, {}),
+    optim.NAdam: ({"lr": [0.002, 0.01, 0.05, 1e300], "beta1": [0.5, 0.9, 0.95, 0.9],
+                   "momentum_decay": [4e-3, 0.05, 1.0, 4e-3]}, {}),
+}
+
+
+@pytest.mark.parametrize("cls", list(GRID_CASES), ids=lambda c: c.__name__)
+def test_a_grid_of_hyperparameters_trains_as_one_stacked_model(cls):
+    """Chapter 3 runs its learning-rate and beta grids as one stacked array: member k, with the k-th
+    values, follows exactly the trajectory of its own optimizer, also where another member diverges."""
+    grid, fixed = GRID_CASES[cls]
+    members = len(next(iter(grid.values())))
+    starts = np.array([[0.0, 1.0], [-1.2, 1.0], [0.5, -0.5], [0.0, 1.0]])
+    stacked = starts.copy()
+    opt = cls([stacked], **{k: np.array(v)[:, None] for k, v in grid.items()}, **fixed)
+    alone = [starts[k : k + 1].copy() for k in range(members)]  # one member each
+    opts = [cls([a], **{k: v[m] for k, v in grid.items()}, **fixed) for m, a in enumerate(alone)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(300):
+            opt.step(rosenbrock_grad_stacked(stacked))
+            for a, o in zip(alone, opts):
+                o.step(rosenbrock_grad_stacked(a))  # the same gradient code, on one member
+    assert not np.isfinite(stacked[3]).all() and np.isfinite(stacked[:3]).all()
+    for k in range(members):
+        np.testing.assert_array_equal(stacked[k], alone[k][0])  # NaN equals NaN here
+
+
+def rosenbrock_grad_stacked(w):
+    """The Rosenbrock gradient of every row of w (members, 2), elementwise."""
+    w1, w2 = w[:, 0], w[:, 1]
+    return [np.stack([-2.0 * (1.0 - w1) - 40.0 * w1 * (w2 - w1**2), 20.0 * (w2 - w1**2)], axis=1)]
+
+
+def test_hyperparameter_arrays_are_checked_entry_by_entry_and_against_the_parameters():
+    w = np.zeros((3, 2))
+    with pytest.raises(ValueError, match=r"lr \(learning rate\) must be a finite non-negative number, got -0.1 "
+                                         r"\(at index \(1, 0\) of lr \(learning rate\)\)"):
+        optim.SGD([w], lr=np.array([[0.1], [-0.1], [0.2]]))
+    with pytest.raises(ValueError, match=r"beta1 must be in \[0, 1\), got 1.0 \(at index \(2,\)"):
+        optim.Adam([w], beta1=np.array([0.9, 0.5, 1.0]))
+    with pytest.raises(TypeError, match="lr must be a real number or a non-empty numeric array"):
+        optim.check_nonnegative("lr", np.array([], dtype=float))
+    opt = optim.Momentum([w], lr=np.array([0.1, 0.2, 0.3]), beta=0.9)  # (3,) against (3, 2): no
+    before = w.copy()
+    with pytest.raises(ValueError, match=r"lr has shape \(3,\), which does not broadcast to params\[0\]'s shape "
+                                         r"\(3, 2\).*\(3, 1\)"):
+        opt.step([np.ones((3, 2))])
+    np.testing.assert_array_equal(w, before)
+    assert opt.t == 0 and opt.state == [{}]
