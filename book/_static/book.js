@@ -9,6 +9,7 @@
   const SLACK = 2; // px: glyph overhangs that a box clips anyway are not "wide"
 
   function mark(box) {
+    if (box.matches("span.math") && box.closest("td, th")) return; // the table scrolls as a whole
     // a span.math is wide only when the column limits it (the theme caps it at max-width: 100%)
     const limited = !box.matches("span.math") ||
       box.getBoundingClientRect().width >= box.parentElement.getBoundingClientRect().width - SLACK;
