@@ -73,6 +73,12 @@ Example::
     backward(loss)
     for prm in params:
         prm.value -= lr * prm.grad          # in place
+
+Why one module (about 700 lines, half of them docstrings and the checks' messages): the nodes, the
+topological sort and the forward and backward sweeps are one small engine whose parts only make sense
+together (every node follows the same gradient and shape contract, and the sweeps rely on it); chapter
+1.1 reads them in one place, as in micrograd. The argument checks sit beside the node they guard, in
+helpers the mathematics calls first, so that each node's forward and backward read as the formulas.
 """
 from __future__ import annotations
 
