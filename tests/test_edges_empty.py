@@ -48,6 +48,18 @@ def test_every_loss_refuses_an_empty_batch(name):
         G.forward(loss)
 
 
+def test_an_empty_batch_is_refused_with_a_seed_axis_too():
+    """S seeds at once (chapter 1.2): a batch of zero rows per seed is as undefined as without seeds."""
+    rngs = [np.random.default_rng(k) for k in range(3)]
+    x = G.Input("pixels", value=np.zeros((3, 0, 4)))
+    with pytest.raises(ValueError, match=r"Linear node 'fc': input 'pixels' is an empty batch, shape \(3, 0, 4\)"):
+        G.forward(G.Linear(x, 4, 2, rng=rngs, name="fc"))
+    for name, make in LOSSES.items():
+        z = G.Input("z", value=np.zeros((3, 0, 4)), requires_grad=True)
+        with pytest.raises(ValueError, match=r"empty batch, shape \(3, 0, 4\).*at least one row"):
+            G.forward(make(z))
+
+
 def test_empty_batch_fed_to_a_whole_graph_stops_at_the_first_layer():
     rng = np.random.default_rng(0)
     x, y = G.Input("x"), G.Input("y")
