@@ -206,3 +206,16 @@ def test_jupyter_book_2_plugin_rewrites_sphinx_markup(tmp_path):
     assert items[1]["children"][0]["children"][0]["value"] == "One pass over the "
     assert out["cites"] == ["kingma2015adam", "he2016resnet", "kingma2015adam"]
     assert out["role"] == [{"type": "strong", "children": [{"type": "text", "value": "Colab"}]}]
+
+
+def test_widget_outputs_without_their_state_are_a_warning(monkeypatch):
+    warnings = []
+    monkeypatch.setattr(book_site.logger, "warning", lambda message, **kw: warnings.append(message))
+    view = '<script type="application/vnd.jupyter.widget-view+json">{"model_id": "x"}</script>'
+    app = SimpleNamespace(env=None)
+    monkeypatch.setattr(book_site, "_widget_state_stored", lambda app, docname: False)
+    book_site._local_outputs(app, _raw(view), "notebooks/04_2_x")
+    assert len(warnings) == 1 and "1 widget outputs" in warnings[0] and "blank on the site" in warnings[0]
+    monkeypatch.setattr(book_site, "_widget_state_stored", lambda app, docname: True)
+    book_site._local_outputs(app, _raw(view), "notebooks/04_2_x")
+    assert len(warnings) == 1

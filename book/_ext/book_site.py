@@ -90,12 +90,24 @@ FONT_AWESOME_LINK = re.compile(r'<link\s+rel="stylesheet"\s+href="https?://[^"]*
 OUTSIDE = re.compile(r'<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)="((?:https?:)?//[^"]+)"', re.I)
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _widget_state_stored(app, docname) -> bool:
+    from myst_nb.sphinx_ import NbMetadataCollector
+
+    return "ipywidgets_state" in NbMetadataCollector.get_js_files(app.env, docname)
+
+
 def _local_outputs(app, doctree, docname):
-    """Drop the CDN Font Awesome link of matplotlib's animations; warn about any other outside resource."""
+    """Drop the CDN Font Awesome link of matplotlib's animations; warn about any other outside resource,
+    and about widget outputs whose notebook stored no widget state (no manager can draw them)."""
+    views = 0
     for node in list(doctree.findall(nodes.raw)):
         if "html" not in node.get("format", "").split():
             continue
         html = node.astext()
+        views += html.count(WIDGET_VIEW)
         local = FONT_AWESOME_LINK.sub("", html)
         for url in OUTSIDE.findall(local):
             logger.warning(f"an output loads {url} from outside the site: offline readers lose what it draws; "
@@ -105,6 +117,11 @@ def _local_outputs(app, doctree, docname):
             replacement = node.copy()
             replacement += nodes.Text(local)
             node.replace_self(replacement)
+    if views and app is not None and not _widget_state_stored(app, docname):
+        logger.warning(f"{views} widget outputs (progress bars, sliders) but the notebook stores no widget state "
+                       "(metadata 'widgets'): they are blank on the site; save the notebook with its widget state "
+                       "(nbclient: store_widget_state=True; Jupyter: Widgets > Save Notebook Widget State)",
+                       location=docname, type="book_site", subtype="widgets")
 
 
 def citation(path: Path = ROOT / "CITATION.cff") -> dict:
