@@ -12,7 +12,9 @@ Nothing here downloads weights. Pretrained weights live only in the user cache
 (``$COURSE_CACHE``, else ``~/.cache/course-book``: :func:`course_utils.cache.cache_dir`;
 never in the repository), under a file name that holds a hash of the pretraining
 configuration, next to a small JSON record with the file's SHA-256. :func:`load_or_pretrain` loads them when the
-record and the file agree, and otherwise trains and saves them again.
+record and the file agree, and otherwise trains and saves them again. :func:`pretrained_smallcnn` is
+chapter 7's one call: a SmallCNN pretrained on a source task with Adam, or loaded from the cache,
+keyed by the data, the settings, the seed and the CPU's arithmetic kernels (:func:`arithmetic_key`).
 
 Concurrency: several processes (notebooks, scripts, pytest workers) may ask for the same
 weights at once. Readers take no lock and read each file once, verifying and loading the same
@@ -29,7 +31,12 @@ data layer). Damaged copies and a cache that cannot be written are reported as
 The optional ImageNet ResNet-18 helpers (:func:`find_resnet18_weights`,
 :func:`imagenet_resnet18`, :func:`resnet18_features`) only use weights that are
 already on disk, in the torch hub cache; without torchvision or without those
-weights they report why and the chapter skips that section.
+weights they report why.
+
+Why one module: the model, the verified cache of its pretrained weights and the pretraining that
+fills it are used together, by one chapter, and change together (a new model argument changes the
+cache key); the file machinery they stand on (locks, atomic installs) is already shared, in
+:mod:`course_utils.cache`.
 """
 from __future__ import annotations
 
@@ -63,6 +70,9 @@ __all__ = [
     "save_weights",
     "load_weights",
     "load_or_pretrain",
+    "KERNEL_VARIABLES",
+    "arithmetic_key",
+    "pretrained_smallcnn",
     "WeightsError",
     "WeightsWarning",
     "find_resnet18_weights",
@@ -556,6 +566,76 @@ def load_or_pretrain(
             print(f"pretrained; not saved to the cache ({path.name}; see the warning)")
     model.eval()
     return "trained"
+
+
+# --------------------------------------------------------------------------- pretraining on a source task
+# Environment variables that choose the CPU's arithmetic kernels: BLAS (NumPy's OpenBLAS, PyTorch's MKL),
+# oneDNN's convolutions and PyTorch's own vectorised kernels. Another choice rounds differently, and
+# training turns different roundings into different weights, so they belong to the cache key.
+KERNEL_VARIABLES = ("OPENBLAS_CORETYPE", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+
+
+def arithmetic_key() -> dict:
+    """The settings that select this process's arithmetic kernels (part of a pretraining cache key):
+    :data:`KERNEL_VARIABLES` as set in the environment, and the vector extension PyTorch uses."""
+    key = {v: os.environ.get(v, "") for v in KERNEL_VARIABLES}
+    key["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    return key
+
+
+def pretrained_smallcnn(X, y, *, seed: int, epochs: int, lr: float, batch_size: int,
+                        channels: tuple[int, int] = (16, 32), feature_dim: int = 128,
+                        name: str = "smallcnn", root=None, progress: bool = True,
+                        verbose: bool = True) -> tuple[SmallCNN, str]:
+    """A :class:`SmallCNN` pretrained on the source task ``(X, y)``, or loaded from the user cache.
+
+    Pretraining: ``SmallCNN(num_classes, channels, feature_dim, seed=seed)`` (one class per label
+    0..max(y)) trained with Adam at learning rate ``lr`` for ``epochs`` passes over
+    ``training.make_loader(images_to_tensor(X), y, batch_size, seed=seed)``, on the CPU with one
+    thread, the model in ``channels_last`` memory format (faster convolutions and pooling on a CPU).
+    Seeded throughout, so one machine always gets the same weights.
+
+    The weights are cached by :func:`load_or_pretrain` under a hash of everything that decides them:
+    the images and labels (SHA-256 of their bytes), the settings above, the seed, the torch version,
+    the model's shapes and :func:`arithmetic_key` (another CPU, or another kernel setting, gets
+    its own file). ``X``: uint8 images (N, 28, 28); ``y``: N class ids. Returns ``(model, came_from)``
+    with ``came_from`` ``"cache"`` or ``"trained"``; the model is in eval mode, in ``channels_last``.
+    """
+    from . import runtime, training
+
+    X = np.asarray(X)
+    y_arr = np.asarray(y)
+    x = images_to_tensor(X)  # checks dtype and shape
+    if len(x) == 0:
+        raise ValueError("pretrained_smallcnn: X is empty; pass at least one image of the source task")
+    if y_arr.ndim != 1 or len(y_arr) != len(x) or y_arr.dtype.kind not in "iu":
+        raise ValueError(f"pretrained_smallcnn: y must hold one integer class id per image ({len(x)}), got "
+                         f"shape {y_arr.shape} and dtype {y_arr.dtype}")
+    if y_arr.min() < 0:
+        raise ValueError(f"pretrained_smallcnn: class ids must be >= 0, got {y_arr.min()}")
+    seed = validation.seed("pretrained_smallcnn: seed", seed)
+    epochs = validation.positive_int("pretrained_smallcnn: epochs", epochs)
+    batch_size = validation.positive_int("pretrained_smallcnn: batch_size", batch_size)
+    lr = validation.nonnegative_real("pretrained_smallcnn: lr", lr, positive=True)
+    num_classes = max(int(y_arr.max()) + 1, 2)
+    model = SmallCNN(num_classes, channels=channels, feature_dim=feature_dim, seed=seed)
+    config = {
+        "images_sha256": hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest(),
+        "labels_sha256": hashlib.sha256(y_arr.astype(np.int64).tobytes()).hexdigest(),
+        "optimizer": "Adam", "lr": lr, "epochs": epochs, "batch_size": batch_size, "seed": seed,
+        "memory_format": "channels_last", "kernels": arithmetic_key(),
+    }
+    model.to(memory_format=torch.channels_last)
+
+    def pretrain(net):
+        loader = training.make_loader(x, y_arr.astype(np.int64), batch_size, seed=seed)
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        with runtime.blas_threads(1):
+            training.fit(net, loader, loss_fn=nn.functional.cross_entropy, optimizer=opt, num_epochs=epochs,
+                         device="cpu", progress=progress, desc=f"pretraining (seed {seed})")
+
+    came_from = load_or_pretrain(model, config, pretrain, name=name, root=root, verbose=verbose)
+    return model.to(memory_format=torch.channels_last), came_from
 
 
 # --------------------------------------------------------------------------- optional ImageNet ResNet-18
