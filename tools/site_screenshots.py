@@ -325,10 +325,14 @@ def shoot(site: Path, out: Path, page_list: list[str], widths, themes, tile: int
                                             f"localStorage.setItem('theme', '{theme}');")
                     context.set_default_timeout(TIMEOUT_MS)
                     for page_path in page_list:
-                        try:
-                            views.append(_view(context, site, out, page_path, width, theme, tile, min_contrast))
-                        except Exception as exc:  # noqa: BLE001  (one view that fails must not lose the others)
-                            views.append(View(page_path, width, theme, errors=[f"the view failed: {exc}"]))
+                        for attempt in (1, 2):  # a loaded machine can stall one screenshot: try once more
+                            try:
+                                views.append(_view(context, site, out, page_path, width, theme, tile, min_contrast))
+                                break
+                            except Exception as exc:  # noqa: BLE001  (one view that fails must not lose the others)
+                                if attempt == 2:
+                                    views.append(View(page_path, width, theme,
+                                                      errors=[f"the view failed twice: {exc}"]))
                         log(_summary_line(views[-1]))
                     context.close()
         finally:
