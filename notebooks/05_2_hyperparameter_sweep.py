@@ -381,9 +381,10 @@ print(
 # same, start from the same weights: the comparison is **paired**. The table shows each
 # configuration's mean and range, and the per-seed differences from the defaults. A change is
 # better or worse when every seed's difference has the same sign and exceeds `MARGIN` = 1
-# point ($60$ of the 6,000 validation images): on 1,000 training images one configuration's runs
-# spread over up to a point when only the seed changes (the ranges below), so a smaller
-# difference on every seed could still be luck shared by three seeds.
+# point ($60$ of the 6,000 validation images): on 1,000 training images the defaults' runs
+# spread over more than half a point when only the seed changes, and several other
+# configurations' over a point or more (the ranges below), so a smaller difference on every
+# seed could still be luck shared by three seeds.
 
 # %%
 CHANGES = [
@@ -438,8 +439,8 @@ print(one_table.to_string(index=False))
 #   $0.1$ and $0.01$, {ref}`sec-ch05-losses`); NAdam at $10^{-4}$ instead of $10^{-3}$ costs about
 #   six points;
 #   the sigmoid, the "random" initialisation $N(0, 0.01^2)$ (a network initialised that small
-#   barely passes a signal, {ref}`ex-bp-init-scale`) and 32-unit layers cost two to sixteen
-#   points.
+#   barely passes a signal, {ref}`ex-bp-init-scale`) and 32-unit layers cost between about two
+#   and sixteen points.
 # - **Not resolved with 3 seeds:** Adam instead of NAdam, He instead of Xavier, tanh instead of
 #   ReLU, a weight decay of 0.0005, 3 layers instead of 4, batch size 64 instead of 16 and 5
 #   epochs instead of 10. Their mean differences from the defaults are below a point; the two
