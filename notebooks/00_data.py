@@ -29,14 +29,6 @@
 #
 # Symbols follow the book's {ref}`notation`; terms are defined in the {ref}`glossary`.
 #
-# ```{admonition} Every number here was computed
-# :class: note
-# The numbers, tables and figures on this page were produced by the code beside them, and every claim
-# the text makes is asserted by that code, so the page cannot build if a claim stops holding. Results
-# of training vary slightly between machines and seeds; where the chapter compares trained models, it
-# runs several seeds and calls differences within their spread a tie.
-# ```
-#
 # What the data layer guarantees (see {doc}`../book/running` for the look-up order and the cache):
 #
 # - **Verified bytes.** Each file is checked against the SHA-256 pinned in the registry before it is
@@ -65,9 +57,11 @@ if "google.colab" in sys.modules:
 SEED = 0  # seeds the sample choice and the validation split
 
 # %%
+import tempfile
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import matplotlib.pyplot as plt
 
 import course_utils
 from course_utils import data, plots
@@ -173,9 +167,10 @@ for ds in datasets.values():
 # %% [markdown]
 # ### Pixel statistics
 #
-# The mean and standard deviation (sd) of the pixel values. [Chapter 4](04_minibatch_sign_mnist.ipynb)
-# and [chapter 5](05_backprop_fashion_mnist.ipynb) standardize their inputs (subtract a mean,
-# divide by an sd) before training, and this is the scale they start from. Fashion-MNIST's images
+# The mean and standard deviation (sd) of the pixel values: the scale a model sees when it is fed
+# raw pixels, as in [chapter 4.1](04_1_minibatches.ipynb). [Chapter 4.2](04_2_learning_rates.ipynb)
+# shows what rescaling and standardizing the inputs (subtract a mean, divide by an sd) change, and
+# [chapter 5](05_1_backprop_fashion_mnist.ipynb) standardizes its inputs. Fashion-MNIST's images
 # are brighter and more spread out than MNIST's, which are mostly black background.
 
 # %%
@@ -195,33 +190,88 @@ assert fm["share of zero pixels"] < mn["share of zero pixels"]
 stats.round(3)
 
 # %% [markdown]
-# ## Sign Language MNIST, or its stand-in
+# ## Sign Language MNIST
 #
-# Sign Language MNIST {cite}`ch00-signmnist2017` has 27,455 training and 7,172 test images of 24 hand
-# letters (J and Z need motion and are absent). It is distributed as two CSV files and downloaded
-# on first use. Asked for plainly, a missing dataset is an error that says what is missing and
-# where it looked (here we print its first lines; the full message also lists the places searched
-# and the URLs tried):
-
-# %%
-try:
-    sign = data.load("sign-mnist")
-except data.DatasetNotFoundError as err:
-    sign = None
-    print("\n".join(str(err).splitlines()[:2]))
-else:
-    print(sign.note())
-
-# %% [markdown]
-# A chapter that must run anyway asks for a stand-in, and the note says which data it got. On a
-# machine with the real files, the same cell loads Sign Language MNIST and says so.
+# Sign Language MNIST {cite}`ch00-signmnist2017` has 27,455 training and 7,172 test images of
+# hands showing 24 letters of the American manual alphabet, cropped to 28×28 grey levels. J and Z
+# need a motion and have no still image, so the files' labels run from 0 to 24 without 9; the data
+# layer numbers the 24 letters 0 to 23. It comes as two CSV files, one row per image: the label,
+# then the 784 pixels. Chapter 4 trains on it.
 
 # %%
 sign = data.load("sign-mnist", stand_in=True)
-print(sign.note())
+data.show_note(sign)
 show_one_per_class(sign, rng)
+print(
+    f"pixels: mean {sign.X_train.mean():.1f}, sd {sign.X_train.std():.1f}, "
+    f"share of zeros {(sign.X_train == 0).mean():.3f}"
+)
+sign_counts = sign.counts()
+sign_counts.T
+
+# %%
+train_share = sign_counts["train"] / sign_counts["train"].sum()
+test_share = sign_counts["test"] / sign_counts["test"].sum()
+commonest_train = train_share.idxmax()
+print(
+    f"training: {sign_counts['train'].min()} to {sign_counts['train'].max()} images per "
+    f"letter; test: {sign_counts['test'].min()} to {sign_counts['test'].max()}"
+)
+print(
+    f"chance rate (most frequent test letter, {test_share.idxmax()}): "
+    f"{test_share.max():.2%}\n"
+    f"always answering the most frequent training letter ({commonest_train}) is right on "
+    f"{test_share[commonest_train]:.2%} of the test set"
+)
 
 # %% [markdown]
+# Unlike Fashion-MNIST, neither split is balanced, and they are unbalanced differently: the
+# most frequent training letter is among the rarest in the test set, so the "most frequent
+# class" guess, a fair floor for MNIST, is worse than uniform guessing ($1/24 \approx 4.2\%$)
+# here. Chapter 4 compares its accuracies with $1/K$. The images are photographs, with almost
+# no black background: a mean pixel of 159.3, more than twice Fashion-MNIST's, and almost no
+# zeros. A model fed raw pixels sees large inputs, which
+# [chapter 4.1](04_1_minibatches.ipynb) will feel.
+#
+# ## When a dataset is missing
+#
+# Asked for plainly, a dataset that can be neither found nor downloaded is an error that says
+# what is missing, where the loader looked, which URLs it would use and what to do. Here the
+# loader is pointed at empty folders with downloading off, as on a machine without the files and
+# without a network (the hidden cell sets the environment variables of
+# {doc}`../book/running` to empty folders for one call):
+
+
+# %% tags=["hide-input"]
+def load_from_nowhere(name):
+    """data.load(name) with an empty mirror and cache and downloading off: the error text."""
+    saved = {
+        k: os.environ.get(k) for k in ("COURSE_DATA", "COURSE_CACHE", "COURSE_OFFLINE")
+    }
+    with tempfile.TemporaryDirectory() as empty:
+        os.environ.update(COURSE_DATA=empty, COURSE_CACHE=empty, COURSE_OFFLINE="1")
+        try:
+            data.load(name)
+        except data.DatasetNotFoundError as err:
+            return str(err).replace(empty, "<empty folder>")
+        finally:
+            for key, value in saved.items():
+                os.environ.pop(key) if value is None else os.environ.update(
+                    {key: value}
+                )
+    return None
+
+
+message = load_from_nowhere("sign-mnist")
+print("\n".join(line[:86] for line in message.splitlines()[:6]))
+
+# %% [markdown]
+# A chapter that must run anyway asks for a stand-in: `data.load("sign-mnist", stand_in=True)`
+# then returns Fashion-MNIST (or, without that too, scikit-learn's small digits), and its note,
+# printed where chapter 4 loads its data, starts with "STAND-IN DATA" and says which data ran.
+# The chapter's class names, number of classes and chance rate come from the loaded data, so
+# the same code runs on either. The book's statistics page lists the data each chapter ran on.
+
 # ## A validation split
 #
 # Model selection must not look at the {term}`test set`, so chapters hold out part of the training
@@ -238,8 +288,9 @@ split = pd.DataFrame(
 split.loc["total"] = split.sum()
 split.T
 
-# %%
+# %% tags=["remove-input"]
 assert (np.bincount(y_val) == 600).all() and len(X_tr) == 54_000
+print("Checked: every class holds exactly 600 validation images; 54,000 remain for training.")
 
 # %% [markdown]
 # ## Summary
@@ -247,8 +298,55 @@ assert (np.bincount(y_val) == 600).all() and len(X_tr) == 54_000
 # - `data.load(name)` returns verified `uint8` images, `int64` labels and class names; its note
 #   says which data it is.
 # - Fashion-MNIST is balanced; MNIST is not quite, so its chance rate is 11.35%, not 10%.
+# - Sign Language MNIST's 24 letters are unbalanced, differently in the two splits: its chance
+#   rate is the uniform $1/24$, not the share of the most frequent training letter.
 # - A missing dataset is a clear error; a stand-in is only used when asked for, and is labelled.
 # - `data.train_val_split` holds out a seeded, stratified validation set.
+#
+# ## Exercises
+#
+# ```{exercise} Chance rates
+# :label: ex-ch0-chance
+#
+# For each of the three datasets, compute the accuracy of (a) guessing a class uniformly at
+# random, (b) always answering the most frequent training class, and (c) always answering the
+# most frequent test class. Which of them is a fair floor for a classifier, and why is (c) not?
+# ```
+#
+# ```{solution} ex-ch0-chance
+# :class: dropdown
+#
+# (a) is $1/K$: 10% for Fashion-MNIST and MNIST, $1/24 \approx 4.2\%$ for Sign Language MNIST.
+# (b) is `np.mean(ds.y_test == np.bincount(ds.y_train).argmax())`: 10% for Fashion-MNIST (every
+# class is as frequent), 11.35% for MNIST (the digit 1), and for Sign Language MNIST the share
+# printed above. (c) is `np.bincount(ds.y_test).max() / len(ds.y_test)`. A classifier may only
+# learn from the training set, so (a) and (b) are floors it could reach without looking at an
+# image; (c) uses the test labels, which no honest model sees.
+# ```
+#
+# ```{exercise} A split that keeps the classes' shares
+# :label: ex-ch0-split
+#
+# Hold out 10% of Sign Language MNIST's training images with `data.train_val_split` and check
+# that every letter keeps its share (to one image). Then hold out 10% with a plain random
+# permutation and compare the largest change of a letter's share.
+# ```
+#
+# ````{solution} ex-ch0-split
+# :class: dropdown
+#
+# ```python
+# X_tr, X_val, y_tr, y_val = data.train_val_split(sign.X_train, sign.y_train, 0.1, seed=0)
+# expected = 0.1 * np.bincount(sign.y_train)
+# assert np.all(np.abs(np.bincount(y_val) - expected) <= 1)
+# perm = np.random.default_rng(0).permutation(len(sign.y_train))[: len(y_val)]
+# print(np.abs(np.bincount(sign.y_train[perm], minlength=24) - expected).max())
+# ```
+#
+# A stratified split keeps every letter's count within one image of its share; a plain random
+# split misses some letters by tens of images, which changes the validation accuracy a little
+# from split to split.
+# ````
 #
 # ## References
 #
