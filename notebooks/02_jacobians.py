@@ -98,8 +98,10 @@ print(info)
 # **row per output** and one **column per input**:
 #
 # $$
-# \frac{\partial \mathbf{f}}{\partial \mathbf{x}} = J \in \mathbb{R}^{M\times D},
-# \qquad J_{ij} = \frac{\partial f_i}{\partial x_j}.
+# \begin{aligned}
+# \frac{\partial \mathbf{f}}{\partial \mathbf{x}} &= J \in \mathbb{R}^{M\times D},\\
+# J_{ij} &= \frac{\partial f_i}{\partial x_j}.
+# \end{aligned}
 # $$ (eq-jac-def)
 #
 # This is the *numerator layout* (the shape of the numerator $\mathbf{f}$ comes first), the
@@ -331,9 +333,11 @@ for k in range(3):
 # $(1\times 1)(1\times D)(D\times D) = 1\times D$:
 #
 # $$
+# \begin{aligned}
 # \frac{\partial f}{\partial \mathbf{x}}
-# = -\tfrac12\, f\,(\mathbf{x}-\boldsymbol{\mu})^\top
-#   \left(\Sigma^{-1} + \Sigma^{-\top}\right).
+# &= -\tfrac12\, f\,\mathbf{d}^\top \left(\Sigma^{-1} + \Sigma^{-\top}\right),\\
+# \mathbf{d} &= \mathbf{x}-\boldsymbol{\mu}.
+# \end{aligned}
 # $$ (eq-jac-gauss-grad)
 #
 # Only when $\Sigma$ is symmetric (every covariance matrix is) does
@@ -401,9 +405,11 @@ for label, Sigma in [("covariance", Sigma_cov), ("non-symmetric", Sigma_nonsym)]
 # sums the diagonal entries, so
 #
 # $$
+# \begin{aligned}
 # \frac{\partial f}{\partial x_k}
-# = \sum_i \frac{\partial(\mathbf{x}\mathbf{x}^\top)_{ii}}{\partial x_k}
-# = \sum_i (\delta_{ik}x_i + x_i\delta_{ik}) = 2x_k .
+# &= \sum_i \frac{\partial(\mathbf{x}\mathbf{x}^\top)_{ii}}{\partial x_k}\\
+# &= \sum_i (\delta_{ik}x_i + x_i\delta_{ik}) = 2x_k .
+# \end{aligned}
 # $$
 #
 # With $\mathbf{x} = (1, 2, 3)$ and $c = 0.5$ (`calculus.trace_outer(x, c)` takes the
@@ -462,13 +468,13 @@ print(f"the Jacobian has shape {J.shape}: M x D with M = {M}, D = {D}")
 # the chain rule reads
 #
 # $$
-# \underbrace{\frac{\partial \mathcal{L}}{\partial \mathbf{x}}}_{1\times n}
-# = \underbrace{\frac{\partial \mathcal{L}}{\partial \mathbf{h}_d}}_{1\times n}\;
-#   \underbrace{J_d}_{n\times n}\; J_{d-1}\cdots J_1,
+# \frac{\partial \mathcal{L}}{\partial \mathbf{x}}
+# = \frac{\partial \mathcal{L}}{\partial \mathbf{h}_d}\;
+#   J_d\, J_{d-1}\cdots J_1,
 # $$ (eq-jac-backprop)
 #
-# where $J_k = \partial \mathbf{h}_k/\partial \mathbf{h}_{k-1}$ is layer $k$'s Jacobian and
-# $\mathbf{h}_0 = \mathbf{x}$. Matrix multiplication is associative, so we may choose the
+# where $J_k = \partial \mathbf{h}_k/\partial \mathbf{h}_{k-1}$ is layer $k$'s $n\times n$
+# Jacobian, $\mathbf{h}_0 = \mathbf{x}$, and the two gradients are $1\times n$ rows. Matrix multiplication is associative, so we may choose the
 # brackets. From the right, $J_d(\cdots(J_2 J_1))$ multiplies $n\times n$ matrices:
 # $O(n^3)$ work and an $n\times n$ intermediate per layer. From the left, every step
 # multiplies a **row vector** by a Jacobian:
@@ -489,8 +495,10 @@ print(f"the Jacobian has shape {J.shape}: M x D with M = {M}, D = {D}")
 # and an upstream row $\bar{\mathbf{g}}$,
 #
 # $$
-# \bar{\mathbf{g}}\,\operatorname{diag}(1 - \mathbf{t}^2)\,W
-# = \left(\bar{\mathbf{g}} \odot (1 - \mathbf{t}^2)\right) W ,
+# \begin{aligned}
+# &\bar{\mathbf{g}}\,\operatorname{diag}(1 - \mathbf{t}^2)\,W\\
+# &\quad= \left(\bar{\mathbf{g}} \odot (1 - \mathbf{t}^2)\right) W ,
+# \end{aligned}
 # $$ (eq-jac-tanh-vjp)
 #
 # an elementwise product and one vector-matrix product: the $M\times D$ Jacobian is never
@@ -531,8 +539,8 @@ print("                         ==  torch.func.vjp")
 #
 # $$
 # \begin{aligned}
-# \frac{\partial \mathcal{L}}{\partial X} &= \bar Y W, \qquad
-# \frac{\partial \mathcal{L}}{\partial W} = \bar Y^\top X,\\
+# \frac{\partial \mathcal{L}}{\partial X} &= \bar Y W, \\
+# \frac{\partial \mathcal{L}}{\partial W} &= \bar Y^\top X,\\
 # \frac{\partial \mathcal{L}}{\partial \mathbf{b}} &= \sum_{p=1}^{B} \bar Y_{p,:}.
 # \end{aligned}
 # $$ (eq-jac-linear-vjp)

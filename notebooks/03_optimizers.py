@@ -118,8 +118,9 @@ print(info)
 # \begin{aligned}
 # \nabla R(\mathbf{w}) &= \begin{pmatrix} -2(1 - w_1) - 40\,w_1 (w_2 - w_1^2) \\
 #   20\,(w_2 - w_1^2) \end{pmatrix}, \\
-# \nabla^2 R(\mathbf{w}) &= \begin{pmatrix} 2 - 40\,w_2 + 120\,w_1^2 & -40\,w_1 \\
-#   -40\,w_1 & 20 \end{pmatrix}.
+# \nabla^2 R(\mathbf{w}) &= \begin{pmatrix} r_{11} & -40\,w_1 \\
+#   -40\,w_1 & 20 \end{pmatrix},\\
+# r_{11} &= 2 - 40\,w_2 + 120\,w_1^2 .
 # \end{aligned}
 # $$ (eq-rosenbrock-grad)
 #
@@ -261,14 +262,14 @@ plt.show()
 # &\textbf{gradient descent:}\\
 # &\quad \mathbf{w} \leftarrow \mathbf{w} - \eta\,\mathbf{g}_t \\
 # &\textbf{momentum:}\\
-# &\quad \mathbf{m}_t = \beta\,\mathbf{m}_{t-1} + \mathbf{g}_t,
-#   \quad \mathbf{w} \leftarrow \mathbf{w} - \eta\,\mathbf{m}_t \\
+# &\quad \mathbf{m}_t = \beta\,\mathbf{m}_{t-1} + \mathbf{g}_t,\\
+# &\quad \mathbf{w} \leftarrow \mathbf{w} - \eta\,\mathbf{m}_t \\
 # &\textbf{Nesterov:}\\
-# &\quad \mathbf{m}_t = \beta\,\mathbf{m}_{t-1} + \mathbf{g}_t,
-#   \quad \mathbf{w} \leftarrow \mathbf{w} - \eta\,(\mathbf{g}_t + \beta\,\mathbf{m}_t) \\
+# &\quad \mathbf{m}_t = \beta\,\mathbf{m}_{t-1} + \mathbf{g}_t,\\
+# &\quad \mathbf{w} \leftarrow \mathbf{w} - \eta\,(\mathbf{g}_t + \beta\,\mathbf{m}_t) \\
 # &\textbf{RMSProp:}\\
-# &\quad \mathbf{v}_t = \beta\,\mathbf{v}_{t-1} + (1-\beta)\,\mathbf{g}_t^2,
-#   \quad \mathbf{w} \leftarrow \mathbf{w}
+# &\quad \mathbf{v}_t = \beta\,\mathbf{v}_{t-1} + (1-\beta)\,\mathbf{g}_t^2,\\
+# &\quad \mathbf{w} \leftarrow \mathbf{w}
 #   - \frac{\eta\,\mathbf{g}_t}{\sqrt{\mathbf{v}_t} + \epsilon} \\
 # &\textbf{Adam:}\\
 # &\quad \mathbf{m}_t = \beta_1 \mathbf{m}_{t-1} + (1-\beta_1)\,\mathbf{g}_t,\\
@@ -455,7 +456,7 @@ print(
 
 # %% [markdown]
 # (sec-ch03-first-comparison)=
-# ## Gradient descent, momentum and Adam at $\eta = 0.01$
+# ## Gradient descent, momentum and Adam at η = 0.01
 #
 # The first comparison: 100 steps of gradient descent, momentum with $\beta = 0.9$ and Adam
 # (torch's defaults $\beta_1 = 0.9$, $\beta_2 = 0.999$), all at learning rate 0.01. The loss is
@@ -556,7 +557,7 @@ plot_three(paths_short, 0.01)
 # along the floor, overshoots the minimum (its largest $w_1$ is above 1) and swings back.
 #
 # (sec-ch03-larger-lr)=
-# ## A larger learning rate: $\eta = 0.04$ for 1,000 steps
+# ## A larger learning rate: η = 0.04 for 1,000 steps
 #
 # The source notes of this course claim that at $\eta = 0.04$ gradient descent fails to
 # converge, momentum diverges and Adam converges. We run it:
@@ -574,13 +575,14 @@ plot_three(paths_long, 0.04)
 #   forever, where $R = 0.49$ and $R = 0.65$. The cycle is exact,
 #
 #   $$
-#   \mathbf{w}_{\mathrm a} - 0.04\,\nabla R(\mathbf{w}_{\mathrm a}) = \mathbf{w}_{\mathrm b},
-#   \qquad
-#   \mathbf{w}_{\mathrm b} - 0.04\,\nabla R(\mathbf{w}_{\mathrm b}) = \mathbf{w}_{\mathrm a},
+#   \begin{aligned}
+#   \mathbf{w}_{\mathrm a} - 0.04\,\nabla R(\mathbf{w}_{\mathrm a}) &= \mathbf{w}_{\mathrm b},\\
+#   \mathbf{w}_{\mathrm b} - 0.04\,\nabla R(\mathbf{w}_{\mathrm b}) &= \mathbf{w}_{\mathrm a},
+#   \end{aligned}
 #   $$
 #
-#   and it *attracts*: the two-step map's Jacobian
-#   $(I - \eta\nabla^2R(\mathbf{w}_{\mathrm b}))(I - \eta\nabla^2R(\mathbf{w}_{\mathrm a}))$
+#   and it *attracts*: the two-step map's Jacobian, the product of
+#   $I - \eta\nabla^2R(\mathbf{w}_{\mathrm b})$ and $I - \eta\nabla^2R(\mathbf{w}_{\mathrm a})$,
 #   has spectral radius below 1 (the next cell computes it). The learning rate is twice the
 #   stability limit 0.0197 near the minimum, so the minimum itself repels.
 # * **Momentum** leaves the plotted area within a few steps and passes $10^6$ at step 17:
@@ -647,8 +649,10 @@ print(
 # $\tilde{\mathbf{m}}_{t-1} = (1-\beta)\,\mathbf{m}_{t-1}$ then
 #
 # $$
-# \tilde{\mathbf{m}}_t = \beta(1-\beta)\,\mathbf{m}_{t-1} + (1-\beta)\,\mathbf{g}_t
-# = (1-\beta)\,\mathbf{m}_t .
+# \begin{aligned}
+# \tilde{\mathbf{m}}_t &= \beta(1-\beta)\,\mathbf{m}_{t-1} + (1-\beta)\,\mathbf{g}_t\\
+# &= (1-\beta)\,\mathbf{m}_t .
+# \end{aligned}
 # $$
 #
 # So by induction
