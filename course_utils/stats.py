@@ -61,8 +61,7 @@ def summarize(results: pd.DataFrame, by: str | Sequence[str], value: str) -> pd.
         raise ValueError("results is empty: train at least one run per configuration")
     values = pd.to_numeric(results[value], errors="raise")
     grouped = results.assign(**{value: values}).groupby(keys, sort=False)[value]
-    # TRANSITION (removed once every chapter shows ranges): the sd column and the helpers at the end
-    return grouped.agg(mean="mean", sd="std", min="min", max="max", n="count")
+    return grouped.agg(mean="mean", min="min", max="max", n="count")
 
 
 @dataclass(frozen=True)
@@ -168,17 +167,3 @@ def signed(values, fmt: str = ".1f", unit: str = "") -> str:
     v = _values(values, "values")
     return ", ".join(f"{x:+{fmt}}{unit}" for x in v)
 
-
-# TRANSITION: the names chapters used before the rule above; removed once every chapter uses the rule.
-def tied(a, b) -> bool:
-    return compare(a, b, paired=False).sign == 0
-
-
-def order_with_ties(summary: pd.DataFrame, higher_is_better: bool = True) -> pd.Series:
-    return ranks(summary, higher_is_better)
-
-
-def mean_sd(mean: float, sd: float, fmt: str = ".1f", unit: str = "") -> str:
-    if sd is None or (isinstance(sd, float) and np.isnan(sd)):
-        return f"{mean:{fmt}}{unit}"
-    return f"{mean:{fmt}}{unit} ± {sd:{fmt}}{unit}"

@@ -16,19 +16,16 @@ def runs():
 
 def test_summarize_matches_numpy():
     s = stats.summarize(runs(), "config", "acc")
-    assert list(s.index) == ["a", "b", "c"]
+    assert list(s.index) == ["a", "b", "c"] and list(s.columns) == ["mean", "min", "max", "n"]
     np.testing.assert_allclose(s.loc["a", "mean"], np.mean([86.0, 86.4, 86.2]))
-    np.testing.assert_allclose(s.loc["a", "sd"], np.std([86.0, 86.4, 86.2], ddof=1))
     assert s.loc["c", "min"] == 80.0 and s.loc["c", "max"] == 81.0 and (s["n"] == 3).all()
 
 
-def test_ties_are_overlapping_ranges():
-    assert stats.tied([1, 2], [2, 3]) and stats.tied([1, 5], [2, 3])
-    assert not stats.tied([1, 2], [2.1, 3])
+def test_groups_and_ranks_use_the_unpaired_rule():
     s = stats.summarize(runs(), "config", "acc")
-    assert stats.top_group(s) == ["a", "b"]
+    assert stats.top_group(s) == ["a", "b"]  # a and b overlap: not resolved
     assert stats.top_group(s, higher_is_better=False) == ["c"]
-    assert stats.order_with_ties(s).to_dict() == {"a": 1, "b": 1, "c": 2}
+    assert stats.ranks(s).to_dict() == {"a": 1, "b": 1, "c": 2}
 
 
 def test_edges_are_refused_clearly():
@@ -39,12 +36,11 @@ def test_edges_are_refused_clearly():
     with pytest.raises(TypeError, match="DataFrame"):
         stats.summarize([1, 2], "config", "acc")
     with pytest.raises(ValueError, match="NaN"):
-        stats.tied([1.0, float("nan")], [1.0])
-    with pytest.raises(ValueError, match="at least one"):
-        stats.tied([], [1.0])
-    single = stats.summarize(runs().iloc[:1], "config", "acc")
-    assert np.isnan(single.loc["a", "sd"]) and stats.mean_sd(86.0, single.loc["a", "sd"]) == "86.0"
-    assert stats.mean_sd(86.25, 0.4, unit="%") == "86.2% ± 0.4%"
+        stats.compare([1.0, float("nan")], [1.0], paired=False)
+    with pytest.raises(ValueError, match="no results"):
+        stats.compare([], [1.0], paired=False)
+    with pytest.raises(KeyError, match="summarize"):
+        stats.top_group(pd.DataFrame({"mean": [1.0]}))
 
 
 def test_the_rule_paired_by_sign_of_every_seed():
