@@ -48,10 +48,6 @@ def augment(X: torch.Tensor) -> torch.Tensor:
     return torch.cat([X, torch.ones(*X.shape[:-1], 1, dtype=X.dtype)], dim=-1)
 
 
-def _one_hot(y: torch.Tensor, num_classes: int, dtype) -> torch.Tensor:
-    return torch.nn.functional.one_hot(y, num_classes).to(dtype)
-
-
 def loss_and_gradient(Xa: torch.Tensor, y: torch.Tensor, W: torch.Tensor):
     """Mean cross-entropy and its gradient ``(S - Y)^T X~ / B`` for weights ``W`` (..., K, D+1).
 
@@ -145,9 +141,10 @@ def _grouped(Xa: torch.Tensor, y: torch.Tensor, W: torch.Tensor):
         raise ValueError(f"softmax regression: an empty batch (inputs of shape {tuple(Xa.shape)}) has no mean loss")
     Z = Xa @ W.reshape(*W.shape[:-3], R * K, D1).transpose(-1, -2)  # (..., N, R*K)
     logp = torch.log_softmax(Z.view(*Z.shape[:-1], R, K), dim=-1)
-    Y = _one_hot(y, K, Z.dtype).unsqueeze(-2)  # (..., N, 1, K)
-    loss = -(logp * Y).sum(-1).mean(-2)  # (..., R)
-    G = ((logp.exp() - Y) / N).reshape(Z.shape)  # (S - Y) / N, all models side by side
+    label = y.unsqueeze(-1).unsqueeze(-1).expand(*logp.shape[:-1], 1)  # (..., N, R, 1)
+    loss = -logp.gather(-1, label).squeeze(-1).mean(-2)  # (..., R)
+    minus_one = torch.full(label.shape, -1.0, dtype=Z.dtype)
+    G = logp.exp_().scatter_add_(-1, label, minus_one).div_(N).reshape(Z.shape)  # (S - Y) / N
     grad = G.transpose(-1, -2) @ Xa  # (..., R*K, D+1)
     return loss, grad.view(*grad.shape[:-2], R, K, D1)
 
@@ -200,9 +197,9 @@ def _minibatch_step(Xb: torch.Tensor, yb: torch.Tensor, weights: Sequence[torch.
     R, K = len(weights), weights[0].shape[1]
     Z = torch.cat([torch.bmm(Xb, w.detach().transpose(1, 2)) for w in weights], dim=2)  # (S, b, R*K)
     logp = torch.log_softmax(Z.view(S, b, R, K), dim=-1)
-    Y = _one_hot(yb, K, Z.dtype).unsqueeze(2)  # (S, b, 1, K)
-    loss = -(logp * Y).sum(-1).mean(1)  # (S, R)
-    G = (logp.exp() - Y) / b  # (S - Y) / B
+    label = yb.view(S, b, 1, 1).expand(S, b, R, 1)
+    loss = -logp.gather(-1, label).squeeze(-1).mean(1)  # (S, R)
+    G = logp.exp_().scatter_add_(-1, label, torch.full((S, b, R, 1), -1.0, dtype=Z.dtype)).div_(b)  # (S - Y) / B
     for r, w in enumerate(weights):
         torch.bmm(G[:, :, r, :].transpose(1, 2), Xb, out=w.grad)
     return loss
