@@ -171,7 +171,7 @@ def trainer(depth=DEPTH, width=WIDTH, residual_scale=None, **eval_sets):
 # set is only looked at, never used to choose anything. The table gives every split's loss and
 # accuracy at the end.
 
-# %% tags=["nbval-measured"]
+# %% tags=["nbval-measured"] tolerance={"abs": 30.0, "rel": 0.67}
 default = trainer(
     training=(X_train, y_train), val=(X_val, y_val), test=(X_test, y_test)
 )
@@ -232,7 +232,7 @@ plt.show()
 # Where are the errors? The next table gives the test accuracy of the final models by distance
 # from the centre.
 
-# %% tags=["nbval-measured"]
+# %% tags=["nbval-measured"] tolerance={"abs": 70.0, "rel": 0.39}
 radius = X_test.norm(dim=1)
 correct = batched.predict(default.net, X_test) == y_test.numpy()  # (seeds, points)
 by_radius = []
@@ -278,7 +278,7 @@ print(
 # enters with its state after 40 epochs). The table gives each architecture's accuracy on the
 # three sets.
 
-# %% tags=["nbval-measured"]
+# %% tags=["nbval-measured"] tolerance={"abs": 52.0, "rel": 1.2}
 arch = [(d, WIDTH) for d in DEPTHS] + [(DEPTH, w) for w in WIDTHS if w != WIDTH]
 models = {}
 for d, w in tqdm(arch, desc="depth and width"):
@@ -339,10 +339,11 @@ plt.show()
 # seed (the book's rule, {term}`resolved difference <Resolved difference>`). A difference counts
 # here when it exceeds `MARGIN` = 2 points of validation accuracy on every seed (10 of the 500
 # validation points). The next cell prints the rule's verdicts for the comparisons the text
-# makes, with the per-seed differences in points.
+# makes, with the per-seed differences in points, and the per-seed differences of the wider
+# networks from width 16.
 
 
-# %% tags=["nbval-measured"]
+# %% tags=["nbval-measured"] tolerance={"abs": 82.0, "rel": 25.0}
 MARGIN = 0.02  # a smaller per-seed difference in accuracy does not count
 
 
@@ -354,19 +355,33 @@ def val_acc(d, w):
     return arch_acc[sel].sort_values("seed").acc.to_numpy()
 
 
-for a, b in [
-    ((2, 16), (1, 16)),
-    ((6, 16), (2, 16)),
-    ((10, 16), (2, 16)),
-    ((6, 16), (6, 8)),
-    ((6, 32), (6, 16)),
-    ((6, 64), (6, 16)),
-]:
+for a, b in [((2, 16), (1, 16)), ((6, 16), (2, 16)), ((6, 16), (6, 8))]:
     v = stats.compare(val_acc(*a), val_acc(*b), paired=True, margin=MARGIN)
     print(
         f"depth {a[0]:2d}, width {a[1]:2d} against depth {b[0]:2d}, width {b[1]:2d}: "
         f"{v.word('higher', 'lower')} ({stats.signed(100 * np.array(v.differences))})"
     )
+for w in (32, 64):
+    diffs = stats.signed(100 * (val_acc(DEPTH, w) - val_acc(DEPTH, WIDTH)))
+    print(f"width {w} against width 16, per seed: {diffs}")
+
+# %% [markdown]
+#
+# %% tags=["remove-input"]
+for depth in (6, 10):  # more depth is not ahead of two layers
+    v = stats.compare(
+        val_acc(depth, WIDTH), val_acc(2, WIDTH), paired=True, margin=MARGIN
+    )
+    assert v.sign != 1
+for w in (32, 64):  # more width is not behind 16 units
+    v = stats.compare(
+        val_acc(DEPTH, w), val_acc(DEPTH, WIDTH), paired=True, margin=MARGIN
+    )
+    assert v.sign != -1
+print(
+    "Checked: by the rule, neither depth 6 nor 10 is ahead of depth 2, and neither "
+    "width 32 nor 64 is behind width 16."
+)
 
 # %% [markdown]
 # The decision boundaries of one and of two hidden layers (seed `SEED`), drawn by the next cell:
@@ -403,15 +418,16 @@ plt.show()
 # layer of 16 ReLUs cuts the plane into at most 137 convex pieces ({ref}`sec-ch06-linear-regions`),
 # and its boundaries (left) are a few straight segments that cannot follow the arms; two layers
 # begin to trace the spirals (right), with most errors at the centre. More depth does not help
-# here: neither 6 nor 10 layers is resolved from 2, and since their training accuracies are
+# here: neither 6 nor 10 layers is ahead of 2 by the rule, and since their training accuracies are
 # within a few points of their validation accuracies, it is not overfitting that holds them
 # back. With PyTorch's default initialisation the signal shrinks at every layer (chapter 6.1,
 # {eq}`eq-ch6-shrink`); {ref}`sec-ch06-vanishing` shows where this leads at depth 60. In width,
-# 8 units per layer are too few: lower than 16 on every seed. Beyond 16 units, neither 32 nor 64
-# units are resolved from 16. One seed of the default model is still far behind after 40 epochs
-# (64.4%), and on that seed 32 and 64 units are ahead by 26.0 and 27.2 points; on the other two
-# seeds they are within 5 points. The 21,317 parameters of width 64 buy nothing the rule can see
-# over the 1,493 of width 16.
+# 8 units per layer are too few: lower than 16 on every seed. Beyond 16 units the wider networks
+# are behind 16 on no seed, but whether they are ahead depends on the seeds: one seed of the
+# default model is still far behind after 40 epochs (64.4%), and on that seed 32 and 64 units
+# are ahead by 26.0 and 27.2 points, while on the other two they are within 5 points of it. The
+# wider networks pull ahead where a 16-unit run is slow and end level with it otherwise; three
+# seeds do not say how often a 16-unit run is slow.
 #
 # (sec-ch06-linear-regions)=
 # ## Linear regions
@@ -487,7 +503,7 @@ def exact_regions_in_box(linear):
     return 1 + len(crossing) + inside, len(crossing), inside
 
 
-# %% tags=["nbval-measured"]
+# %% tags=["nbval-measured"] tolerance={"abs": 72.0, "rel": 1.8}
 model_1 = models[1, 16].member(0)
 exact, n_lines, n_points = exact_regions_in_box(model_1.blocks[0][0])
 grid_1 = {g: activation_regions(model_1, g)[0] for g in [GRID, 2 * GRID]}
@@ -503,7 +519,7 @@ assert max(grid_1.values()) <= exact <= bound_16
 # The table counts the regions found on the grid for every architecture, at initialisation and
 # after training (seed `SEED`).
 
-# %% tags=["nbval-measured"]
+# %% tags=["nbval-measured"] tolerance={"abs": 16000.0, "rel": 1.9}
 regions = pd.DataFrame(
     [
         dict(
@@ -521,7 +537,8 @@ regions.rename(
 ).rename_axis(columns=f"regions on the {GRID + 1}² grid")
 
 # %% tags=["remove-input"]
-assert (regions.trained > regions.at_init).all()
+wide_enough = regions.index.get_level_values("width") >= WIDTH
+assert (regions.trained > regions.at_init)[wide_enough].all()
 assert regions.at_init[6, 16] == regions.at_init[10, 16]
 first_six = zip(
     build(SEED, 6).blocks.parameters(), build(SEED, 10).blocks[:6].parameters()
@@ -530,14 +547,14 @@ assert all(torch.equal(p, q) for p, q in first_six)  # the same first six layers
 shallow, deeper = [(1, 16), (2, 16)], [(6, 16), (10, 16)]
 assert regions.trained[shallow].max() < regions.trained[deeper].min()
 print(
-    "Checked: training raises every count; depth 10 starts with depth 6's count (same "
-    "first six layers); depths 1 and 2 end with fewer than depths 6 and 10."
+    "Checked: training raises the count at width 16 and more; depth 10 starts with "
+    "depth 6's count (same first layers); depths 1 and 2 end with fewer than 6 and 10."
 )
 
 # %% [markdown]
 # How the count of the default model depends on the grid, and where its regions lie:
 
-# %% tags=["nbval-measured"]
+# %% tags=["nbval-measured"] tolerance={"abs": 1200.0, "rel": 1.0}
 default_model = default_at_sweep[0]
 res_counts = {
     g: activation_regions(default_model, g)[0] for g in [GRID // 4, GRID // 2, GRID]
@@ -786,7 +803,7 @@ plt.show()
 # %% [markdown]
 # The validation loss and accuracy after 10 epochs, and the rule's verdicts (paired by seed):
 
-# %% tags=["nbval-measured"]
+# %% tags=["nbval-measured"] tolerance={"abs": 34000000.0, "rel": 2.9}
 print(
     pd.DataFrame(
         {
@@ -839,9 +856,9 @@ print(
 #   The expected answer for too many epochs, overfitting, does not show on this problem in 100
 #   epochs; it shows with 100 training points ({ref}`ex-ch6-overfit`).
 # - *The best and the worst model: did it generalize, over- or underfit?* With three seeds there
-#   is no single best: the rule resolves none of the differences it was asked about among depths
-#   2, 6 and 10 and widths 16, 32 and 64. Depth 1 underfits on every seed (its training accuracy
-#   is as low as its validation accuracy), and so does width 8.
+#   is no single best: depths 6 and 10 are not ahead of depth 2, and widths 32 and 64 are ahead
+#   of width 16 only on a seed where the default model is slow. Depth 1 underfits on every seed
+#   (its training accuracy is as low as its validation accuracy), and so does width 8.
 # - *Accuracy against depth and against width.* Depth helps from one hidden layer to two and no
 #   further at this initialisation and budget; width helps up to 16 units.
 # - *Monitoring gradients.* The source trains 100 layers of 4 units and asks what could fix the
@@ -857,8 +874,9 @@ print(
 # - The default model does not overfit in 100 epochs: training, validation and test accuracy
 #   end within a few points of each other, and its errors sit at the centre, where the classes
 #   overlap.
-# - Going from one hidden layer to two gives the big jump; more depth, or more width than 16
-#   units, is not resolved from it with three seeds, and 8 units are too few.
+# - Going from one hidden layer to two gives the big jump; more depth does not get ahead of it,
+#   more width than 16 units is behind on no seed and ahead only where a 16-unit run is slow,
+#   and 8 units are too few.
 # - A one-layer ReLU network of 16 units has at most 137 linear regions in the plane (41 in the
 #   box for ours); deeper trained networks have thousands, concentrated where the boundaries
 #   bend.
@@ -929,7 +947,7 @@ print(
 # reduce the gap.
 # ```
 
-# %%
+# %% tags=["nbval-measured"] tolerance={"abs": 84.0, "rel": 9.5}
 # The computations of the solutions above.
 assert region_bound(3, 5) == 2**3
 print("r(16, 16) =", region_bound(16, 16), "and r(16, 2) =", region_bound(16, 2))
