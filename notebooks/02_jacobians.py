@@ -503,7 +503,8 @@ print(f"the Jacobian has shape {J.shape}: M x D with M = {M}, D = {D}")
 #
 # an elementwise product and one vector-matrix product: the $M\times D$ Jacobian is never
 # formed. `torch.autograd.grad(outputs, inputs, grad_outputs=g_bar)` computes exactly
-# $\bar{\mathbf{g}} J$, and `torch.func.vjp` exposes the same operation as a function:
+# $\bar{\mathbf{g}} J$, and `torch.autograd.functional.vjp` exposes the same operation as
+# a function:
 
 # %%
 g_bar = rng.normal(size=M)  # an upstream gradient dL/df, one entry per output
@@ -512,8 +513,8 @@ x_t, g_bar_t = torch.tensor(x, requires_grad=True), torch.tensor(g_bar)
 (vjp_grad,) = torch.autograd.grad(
     calculus.tanh_layer(x_t, W, b), x_t, grad_outputs=g_bar_t
 )
-_, vjp_fn = torch.func.vjp(lambda z: calculus.tanh_layer(z, W, b), torch.tensor(x))
-(vjp_func,) = vjp_fn(g_bar_t)
+f = lambda v: calculus.tanh_layer(v, W, b)  # noqa: E731
+_, vjp_func = torch.autograd.functional.vjp(f, torch.tensor(x), g_bar_t)
 # (g_bar * (1 - t^2)) W = g_bar diag(1 - t^2) W
 assert_allclose(vjp_closed, g_bar @ calculus.tanh_layer_jacobian(x, W, b))
 assert_allclose(vjp_closed, vjp_grad.numpy(), rtol=1e-12)
@@ -521,7 +522,7 @@ assert_allclose(vjp_closed, vjp_func.numpy(), rtol=1e-12)
 print(f"g_bar has shape {g_bar.shape} (like f), the VJP {vjp_closed.shape} (like x)")
 print("(g_bar * (1 - t^2)) @ W  ==  g_bar @ J")
 print("                         ==  torch.autograd.grad(..., grad_outputs=g_bar)")
-print("                         ==  torch.func.vjp")
+print("                         ==  torch.autograd.functional.vjp")
 
 # %% [markdown]
 # Conversely, a full Jacobian costs one VJP **per output**: row $i$ of $J$ is
@@ -1027,18 +1028,13 @@ assert_allclose(
 )
 print("Exercise 2.3: dz/dW has shape (M, M, D); its VJP is the outer product g x^T")
 
+z_t, unit = torch.tensor(z), torch.eye(K_cls)
+vjp, jvp = torch.autograd.functional.vjp, torch.autograd.functional.jvp
 rows_from_vjps = np.stack(
-    [
-        torch.func.vjp(softmax_t, torch.tensor(z))[1](torch.eye(K_cls)[i])[0].numpy()
-        for i in range(K_cls)
-    ]
+    [vjp(softmax_t, z_t, unit[i])[1].numpy() for i in range(K_cls)]
 )
 cols_from_jvps = np.stack(
-    [
-        torch.func.jvp(softmax_t, (torch.tensor(z),), (torch.eye(K_cls)[j],))[1].numpy()
-        for j in range(K_cls)
-    ],
-    axis=1,
+    [jvp(softmax_t, z_t, unit[j])[1].numpy() for j in range(K_cls)], axis=1
 )
 assert_allclose(rows_from_vjps, J_soft, atol=1e-15)  # K VJPs give the rows
 assert_allclose(cols_from_jvps, J_soft, atol=1e-15)  # K JVPs give the columns
