@@ -8,7 +8,8 @@ measured, looks for it in the outputs (and the code, for settings) of the same s
 - **checked**: numbers with a decimal point (``0.352``), a percent sign (``86%``), an exponent
   (``1e-3``), or two or more digits (``47``, ``1,024``);
 - **not checked**: numbers inside math (``$...$``, ``$$...$$``), inline code, links, citations and other
-  roles, labels, headings' own numbering, and one-digit integers ("3 layers", "chapter 5");
+  roles, labels, headings' own numbering, names of chapters, parts and exercises ("chapter 4.2",
+  "Exercise 7.3"), and one-digit integers ("3 layers");
 - **scope**: the outputs and code of the ``##`` section the sentence is in (any code cell of that section,
   before or after the sentence); in sections titled Summary, Exercises, Discussion, or Conclusions, the
   whole chapter. Plain integers (settings such as "batch 128" or "40 epochs") may come from any code or
@@ -46,6 +47,10 @@ _STRIP = [
     re.compile(r"^\s*:[\w-]+:.*$", re.M),  # directive options
     re.compile(r"^#+\s*[\d.]*", re.M),  # a heading's own numbering
     re.compile(r"https?://\S+"),
+    # names of chapters, parts and exercises ("chapter 4.2", "Chapter 1.1's", "Exercise 7.3", "chapters 4.1
+    # and 4.2"): names, not measurements
+    re.compile(r"\b(?:[Cc]hapters?|[Ee]xercises?|[Pp]arts?|[Ss]ections?)\s+\d+(?:\.\d+)*"
+               r"(?:(?:,\s*|\s+and\s+|\s+to\s+|\s+or\s+)\d+(?:\.\d+)*)*"),
 ]
 _FENCE = re.compile(r"^(```+|:::+)\s*\{(exercise|solution|admonition|note|tip|warning|important|dropdown|seealso|caution|attention|hint)\}.*$", re.M)
 _PROSE_NUMBER = re.compile(
@@ -68,9 +73,14 @@ class Problem:
                 f"code of its section: ...{self.context}...")
 
 
+_CODE_BLOCK = re.compile(r"^(`{3,})[ \t]*[\w+-]+[ \t]*\n.*?^\1[ \t]*$", re.S | re.M)  # ```python ... ```
+
+
 def _prose(markdown: str) -> str:
-    # keep the text inside admonitions, exercises and solutions, drop the fences themselves
-    text = _FENCE.sub("", markdown)
+    # code blocks first (also those nested in a solution), then keep the text inside admonitions,
+    # exercises and solutions and drop the fences themselves
+    text = _CODE_BLOCK.sub(" ", markdown)
+    text = _FENCE.sub("", text)
     text = re.sub(r"^(```+|:::+)\s*$", "", text, flags=re.M)
     for pattern in _STRIP:
         text = pattern.sub(" ", text)
@@ -109,6 +119,8 @@ def _shown(cells) -> list[float]:
 def _matches(value: float, decimals: int, pct: bool, shown: list[float]) -> bool:
     tol = 0.5 * 10.0 ** (-decimals) * (1 + 1e-9)
     for v in shown:
+        # the prose reads a number without its sign ("by 1.2 to 5.1 points", "-6.8" or "−6.8"): compare sizes
+        v = abs(v)
         for candidate in ((v, v * 100) if pct else (v,)):
             if math.isclose(candidate, value, rel_tol=1e-9, abs_tol=1e-12):
                 return True
