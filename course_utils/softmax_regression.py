@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from . import validation
+from . import runtime, validation
 
 __all__ = ["augment", "loss_and_gradient", "stability_limit", "make_optimizer", "OPTIMIZERS", "full_batch",
            "minibatch", "loss", "accuracy", "predict"]
@@ -100,7 +100,8 @@ def full_batch(Xa: torch.Tensor, y: torch.Tensor, settings: Sequence[tuple[str, 
     ``y`` (N,) or (S, N). Every step computes all models' losses and gradients with one matrix product per
     data set, then each setting's optimizer steps. Returns ``(losses, weights)``: the loss after 0, 1,
     ..., ``num_steps`` steps, an array (num_steps + 1, C) or (num_steps + 1, S, C), and the final
-    weights, (C, K, D+1) or (S, C, K, D+1). ``bar`` (a tqdm bar) is advanced once per step.
+    weights, (C, K, D+1) or (S, C, K, D+1). ``bar`` (a tqdm bar) is advanced once per step. The products
+    use every core (``runtime.blas_threads(None)``); the thread setting is restored afterwards.
     """
     num_steps = validation.positive_int("full_batch: num_steps", num_steps)
     if not settings:
@@ -111,6 +112,11 @@ def full_batch(Xa: torch.Tensor, y: torch.Tensor, settings: Sequence[tuple[str, 
     lead = tuple(Xa.shape[:-2])
     params = [_zeros((*lead, num_classes, Xa.shape[-1]), Xa.dtype) for _ in settings]
     optimizers = [make_optimizer(name, [p], lr, momentum) for (name, lr), p in zip(settings, params)]
+    with runtime.blas_threads(None):  # a few big matrix products per step: worth every core
+        return _full_batch_steps(Xa, y, params, optimizers, num_steps, bar)
+
+
+def _full_batch_steps(Xa, y, params, optimizers, num_steps, bar):
     history = []
     for _ in range(num_steps):
         W = torch.stack([p.detach() for p in params], dim=-3)  # (..., C, K, D+1)
@@ -159,7 +165,8 @@ def minibatch(loader, models: Sequence[tuple[torch.Tensor, torch.optim.Optimizer
     and an optimizer over it. Returns the epoch losses as an array (R, S, num_epochs): the mean over the
     examples of the batch losses, each measured with the weights before that batch's step (what
     chapter 4.1's ``train_epochs`` reports). ``after_epoch(epoch)`` runs after every epoch (e.g. to score
-    the models); ``bar`` (a tqdm bar) advances once per step.
+    the models); ``bar`` (a tqdm bar) advances once per step. Batches of ``LARGE_BATCH`` rows or more use
+    every core, smaller ones one thread (many small operations, which threads only slow down).
     """
     num_epochs = validation.positive_int("minibatch: num_epochs", num_epochs)
     if not models:
@@ -173,35 +180,48 @@ def minibatch(loader, models: Sequence[tuple[torch.Tensor, torch.optim.Optimizer
             W.grad = torch.zeros_like(W)
     weights = [w for w, _ in models]
     optimizers = list(dict.fromkeys(opt for _, opt in models))  # each optimizer steps once
-    totals = torch.zeros(num_epochs, len(models), S, dtype=torch.float64)
-    for epoch in range(num_epochs):
+    totals = torch.zeros(num_epochs, S, len(models), dtype=torch.float64)  # summed over the examples
+    # large batches are a few big matrix products per step: worth every core; small ones are many
+    # small operations, which threads only slow down
+    with runtime.blas_threads(None if loader.batch_size >= LARGE_BATCH else 1):
+        _epochs(loader, weights, optimizers, totals, after_epoch, bar)
+    return (totals / loader.n).permute(2, 1, 0).numpy()
+
+
+LARGE_BATCH = 1024  # minibatch() uses every core from this batch size on
+
+
+def _epochs(loader, weights, optimizers, totals, after_epoch, bar) -> None:
+    for epoch in range(len(totals)):
         for Xb, yb in loader:  # (S, b, D+1), (S, b)
-            loss = _minibatch_step(Xb, yb, weights)  # fills every W.grad; loss (S, R)
-            totals[epoch] += loss.T.double() * yb.shape[1]
+            totals[epoch].add_(_minibatch_step(Xb, yb, weights))  # fills every W.grad
             for opt in optimizers:
                 opt.step()
             if bar is not None:
                 bar.update(1)
         if after_epoch is not None:
             after_epoch(epoch)
-    return (totals / loader.n).permute(1, 2, 0).numpy()
 
 
 def _minibatch_step(Xb: torch.Tensor, yb: torch.Tensor, weights: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Losses (S, R) of R models (each W: (S, K, D+1)) on one batch; writes each model's gradient into W.grad.
+    """Summed losses (S, R) of R models (each W: (S, K, D+1)) on one batch; writes each gradient into W.grad.
 
-    The same formula as :func:`_grouped`, with one small product per model instead of a stacked copy of all
-    weights: for the small batches of a minibatch loop the copies would cost more than the products.
+    The formula of :func:`_grouped` for one minibatch: one product for the scores of all R models, one for
+    their gradients (small batches are dominated by the number of operations per step, not their size).
     """
     S, b, _ = Xb.shape
     R, K = len(weights), weights[0].shape[1]
-    Z = torch.cat([torch.bmm(Xb, w.detach().transpose(1, 2)) for w in weights], dim=2)  # (S, b, R*K)
-    logp = torch.log_softmax(Z.view(S, b, R, K), dim=-1)
-    label = yb.view(S, b, 1, 1).expand(S, b, R, 1)
-    loss = -logp.gather(-1, label).squeeze(-1).mean(1)  # (S, R)
-    G = logp.exp_().scatter_add_(-1, label, torch.full((S, b, R, 1), -1.0, dtype=Z.dtype)).div_(b)  # (S - Y) / B
-    for r, w in enumerate(weights):
-        torch.bmm(G[:, :, r, :].transpose(1, 2), Xb, out=w.grad)
+    W = weights[0].detach() if R == 1 else torch.cat([w.detach() for w in weights], dim=1)  # (S, R*K, D+1)
+    logp = torch.log_softmax(torch.bmm(Xb, W.transpose(1, 2)).view(S, b, R, K), dim=-1)
+    label = yb.reshape(S, b, 1, 1).expand(S, b, R, 1)
+    loss = logp.gather(-1, label).sum(1).neg_().view(S, R)  # summed over the batch
+    G = logp.exp_().scatter_add_(-1, label, torch.full((S, b, R, 1), -1.0, dtype=W.dtype)).div_(b)  # (S - Y) / B
+    if R == 1:
+        torch.bmm(G.view(S, b, K).transpose(1, 2), Xb, out=weights[0].grad)
+    else:
+        grad = torch.bmm(G.view(S, b, R * K).transpose(1, 2), Xb).view(S, R, K, -1)
+        for r, w in enumerate(weights):
+            w.grad.copy_(grad[:, r])
     return loss
 
 

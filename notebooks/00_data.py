@@ -168,7 +168,7 @@ for ds in datasets.values():
 # ### Pixel statistics
 #
 # The mean and standard deviation (sd) of the pixel values: the scale a model sees when it is fed
-# raw pixels, as in [chapter 4.1](04_1_minibatches.ipynb). [Chapter 4.2](04_2_learning_rates.ipynb)
+# raw pixels, as in [chapter 4.1](04_1_minibatches.ipynb). [Chapter 4.3](04_3_learning_rates.ipynb)
 # shows what rescaling and standardizing the inputs (subtract a mean, divide by an sd) change, and
 # [chapter 5](05_1_backprop_fashion_mnist.ipynb) standardizes its inputs. Fashion-MNIST's images
 # are brighter and more spread out than MNIST's, which are mostly black background.
@@ -193,10 +193,10 @@ stats.round(3)
 # ## Sign Language MNIST
 #
 # Sign Language MNIST {cite}`ch00-signmnist2017` has 27,455 training and 7,172 test images of
-# hands showing 24 letters of the American manual alphabet, cropped to 28×28 grey levels. J and Z
-# need a motion and have no still image, so the files' labels run from 0 to 24 without 9; the data
-# layer numbers the 24 letters 0 to 23. It comes as two CSV files, one row per image: the label,
-# then the 784 pixels. Chapter 4 trains on it.
+# hands showing 24 letters of the American manual alphabet, cropped to 28×28 grey levels. J and
+# Z need a motion and have no still image, so the files' labels run from $0$ to $24$ without
+# $9$; the data layer numbers the 24 letters $0$ to $23$. It comes as two CSV files, one row per
+# image: the label, then the $784$ pixels. Chapter 4 trains on it.
 
 # %%
 sign = data.load("sign-mnist", stand_in=True)

@@ -1016,7 +1016,7 @@ print(
 # path it would follow alone. The outcomes: *converged* (with
 # the step count), *not reached* within the budget, or *diverged*. For the Rosenbrock
 # function a step is an {term}`epoch`: the whole "dataset" is the one function.
-# [Chapter 4.2](04_2_learning_rates.ipynb) asks the same question for a network trained on
+# [Chapter 4.3](04_3_learning_rates.ipynb) asks the same question for a network trained on
 # minibatches, where an epoch is many steps: {ref}`sec-ch04-epochs-vs-lr`.
 
 # %%

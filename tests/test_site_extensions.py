@@ -25,7 +25,7 @@ import site_screenshots  # noqa: E402
 
 @pytest.mark.parametrize("docname, prefix", [
     ("notebooks/04_1_minibatches", (4, 1)),
-    ("notebooks/04_2_learning_rates", (4, 2)),
+    ("notebooks/04_2_batch_size", (4, 2)),
     ("notebooks/07_transfer_learning", (7,)),
     ("notebooks/00_data", (0,)),
     ("book/intro", None),

@@ -4,8 +4,8 @@ Standard library only: ``dev.py`` imports it before its virtual environment exis
 
 - A chapter is ``notebooks/NN_slug.py`` (jupytext percent source) with its ``NN_slug.ipynb``. A
   chapter that holds more than one lecture is split into parts, one notebook each:
-  ``notebooks/NN_P_slug.py`` (``04_1_minibatches``, ``04_2_learning_rates``). The chapter number is
-  always the first two digits (``chapter("04_2_learning_rates") == "04"``), so the parts of a chapter
+  ``notebooks/NN_P_slug.py`` (``04_1_minibatches``, ``04_2_batch_size``). The chapter number is
+  always the first two digits (``chapter("04_2_batch_size") == "04"``), so the parts of a chapter
   share its Colab extra ``chNN``; :func:`number` gives what the site prints (``"4"``, ``"4.2"``).
 - The data mirror is ``../shared/data`` beside the checkout (``COURSE_DATA`` overrides it); every tool
   that starts a notebook kernel points ``COURSE_DATA`` at it through :func:`notebook_environment`.
@@ -41,7 +41,7 @@ def _match(stem: str) -> re.Match:
     m = CHAPTER_STEM.match(stem)
     if m is None:
         raise ValueError(f"{stem!r} is not a chapter's name: chapters are notebooks/NN_slug or, split into parts, "
-                         f"notebooks/NN_P_slug (e.g. 04_2_learning_rates)")
+                         f"notebooks/NN_P_slug (e.g. 04_2_batch_size)")
     return m
 
 
@@ -51,7 +51,7 @@ def chapter(stem: str) -> str:
 
 
 def part(stem: str) -> int | None:
-    """The part's number (``2`` for ``04_2_learning_rates``), or None for an unsplit chapter."""
+    """The part's number (``2`` for ``04_2_batch_size``), or None for an unsplit chapter."""
     p = _match(stem).group("part")
     return int(p) if p is not None else None
 
@@ -63,7 +63,7 @@ def number(stem: str) -> str:
 
 
 def docname_stem(docname: str) -> str | None:
-    """``"04_2_learning_rates"`` for the Sphinx docname ``notebooks/04_2_learning_rates``; None if not a chapter."""
+    """``"04_2_batch_size"`` for the Sphinx docname ``notebooks/04_2_batch_size``; None if not a chapter."""
     folder, _, stem = docname.partition("/")
     return stem if folder == "notebooks" and is_chapter(stem) else None
 
