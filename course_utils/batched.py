@@ -680,7 +680,6 @@ def epoch_orders(n: int, seed: int, num_epochs: int, order: str = "make_loader")
     return torch.stack([_draw_epoch(g, n, order, True) for _ in range(num_epochs)])
 
 
-_CHUNK_ROWS = 4096  # rows per member gathered at once by Loader
 
 
 class Loader:
@@ -754,16 +753,12 @@ class Loader:
         rows = order if self.index is None else self.index.gather(1, order)
         rows = rows.to(self.X.device)
         S, X, y, B = self.num_members, self.X, self.y, self.batch_size
-        # gather about _CHUNK_ROWS rows per member at once and hand out views of them: one gather per
-        # chunk instead of one per step (small batches are dominated by per-step overhead)
-        per_chunk = B * max(1, _CHUNK_ROWS // B)
-        for chunk_start in range(0, self.n, per_chunk):
-            idx = rows[:, chunk_start:chunk_start + per_chunk]
-            c = idx.shape[1]
-            Xc = X.index_select(0, idx.reshape(-1)).view(S, c, *X.shape[1:])
-            yc = y.index_select(0, idx.reshape(-1)).view(S, c)
-            for start in range(0, c, B):
-                yield Xc[:, start:start + B], yc[:, start:start + B]
+        # one small gather per step: it stays in the cache and gives contiguous batches (gathering
+        # thousands of rows at once and handing out views of them measured 2x slower at batch size 8)
+        for start in range(0, self.n, B):
+            idx = rows[:, start:start + B].reshape(-1)
+            b = len(idx) // S
+            yield X.index_select(0, idx).view(S, b, *X.shape[1:]), y.index_select(0, idx).view(S, b)
 
 
 # --------------------------------------------------------------------------- optimizer

@@ -171,3 +171,43 @@ def test_bad_input_is_refused_by_name():
     W = torch.zeros(2, k, Xa.shape[1], requires_grad=True)
     with pytest.raises(ValueError, match="members=3"):
         sr.minibatch(batched.Loader(Xa, y, 8, [0, 1, 2]), [(W, sr.make_optimizer("Adam", [W], 0.1))], 1)
+
+
+def test_adams_stepped_together_are_bitwise_their_own_steps():
+    """minibatch() steps fused Adams with one kernel call (sr._step): the same bits as each opt.step(),
+    for Adams with different histories (a fresh one, one with state carried over, another lr); SGD and
+    an Adam with a hook take their own step()."""
+    g = torch.Generator().manual_seed(0)
+
+    def setup():
+        params = [torch.zeros(3, 4, 6, requires_grad=True) for _ in range(4)]
+        opts = [sr.make_optimizer("Adam", [params[0]], 1e-3), sr.make_optimizer("Adam", [params[1]], 1e-3),
+                sr.make_optimizer("Adam", [params[2]], 1e-2), sr.make_optimizer("momentum", [params[3]], 1e-2)]
+        hooked = torch.zeros(3, 4, 6, requires_grad=True)
+        opts.append(sr.make_optimizer("Adam", [hooked], 1e-3))
+        calls = []
+        opts[-1].register_step_post_hook(lambda *a: calls.append(1))
+        return params + [hooked], opts, calls
+
+    grads = [[torch.randn(3, 4, 6, generator=g) for _ in range(5)] for _ in range(6)]
+    runs = []
+    for together in (False, True):
+        params, opts, calls = setup()
+        for t, gs in enumerate(grads):
+            for p, gr in zip(params, gs):
+                p.grad = gr.clone()
+            if t == 2:  # one Adam's history restarts: a fresh optimizer on the same tensor
+                opts[0] = sr.make_optimizer("Adam", [params[0]], 1e-3)
+            if together:
+                sr._step(opts)
+            else:
+                for o in opts:
+                    o.step()
+        runs.append(([p.detach().clone() for p in params], [dict(o.state[p]) for o, p in zip(opts, params)], calls))
+    (p_sep, s_sep, c_sep), (p_tog, s_tog, c_tog) = runs
+    for a, b in zip(p_sep, p_tog):
+        assert torch.equal(a, b)
+    for a, b in zip(s_sep, s_tog):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert len(c_sep) == len(c_tog) == len(grads)  # the hooked Adam took its own step()
+    assert sr._fused_adam_key(opts[1]) is not None and sr._fused_adam_key(opts[3]) is None  # the fast path ran
