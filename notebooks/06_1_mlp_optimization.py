@@ -74,8 +74,9 @@ NOISE = 0.05  # standard deviation of the Gaussian noise added to each point
 DEPTH, WIDTH = 6, 16  # hidden layers and units per hidden layer
 LR = 1e-2  # Adam's learning rate for the default model
 BATCH_SIZE = 128
-NUM_EPOCHS = 50  # the learning-rate and batch-norm sweeps
+NUM_EPOCHS = 30  # the learning-rate and batch-norm sweeps
 LRS = [1, 0.2, 0.01, 0.001, 5e-4, 1e-5]
+BN_LRS = [1, 0.2, 0.01, 0.001, 5e-4]  # the rates repeated with batch norm
 BATCH_SIZES = [1, 16, 128, 1024]
 BATCH_EPOCHS = [1, 10, 50, 50]  # epochs per batch size, as in the source exercise
 BATCH_SIZE_LR = 1e-3  # the fixed learning rate of the batch-size sweep
@@ -89,7 +90,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from scipy.spatial import ConvexHull
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -325,21 +325,21 @@ def train(model, *, lr, batch_size, num_epochs, seed):
 
 
 # %% [markdown]
-# One run of the default model (`lr = 0.01`, batch 128, 50 epochs, seed `SEED`):
+# One run of the default model (`lr = 0.01`, batch 128, 30 epochs, seed `SEED`):
 
 # %% tags=["nbval-measured"] tolerance={"abs": 34.0, "rel": 1.8}
 history = train(
     build(SEED), lr=LR, batch_size=BATCH_SIZE, num_epochs=NUM_EPOCHS, seed=SEED
 )
 history["val_acc"] *= 100
-history.iloc[[0, 2, 4, 9, 19, 29, 39, 49]].set_index("epoch").round(3).rename(
+history.iloc[[0, 2, 4, 9, 14, 19, 24, 29]].set_index("epoch").round(3).rename(
     columns={"val_loss": "val loss", "val_acc": "val acc (%)"}
 )
 
 # %% [markdown]
-# The validation loss starts at $\ln K$, stays there for the first few epochs, then falls, with
-# bumps (0.408 at epoch 40), to 0.309, with 88.8% of the validation points classified
-# correctly. Is that what *this* seed does, or what the setting does? From here on every
+# The validation loss starts at $\ln K$, stays there for the first few epochs, then falls to
+# 0.340 after 30 epochs, with 87.8% of the validation points classified correctly. Is that what
+# *this* seed does, or what the setting does? From here on every
 # setting is trained with the seeds `SEEDS`, and the seeds of a setting train together:
 # `course_utils.batched` stacks the three networks into one
 # model whose parameters carry a leading seed axis, with the loop above, each seed keeping its
@@ -353,7 +353,7 @@ def train_grid(lrs, *, batch_norm=False, batch_size=BATCH_SIZE, num_epochs=NUM_E
     """Every (lr, seed) pair as one member of a batched model, trained together.
 
     Returns the trained batched model, the members' (lr, seed) pairs and one row per
-    member and epoch, with the fraction of dead units after that epoch."""
+    member and epoch, with the fraction of dead units after that epoch (plain MLPs)."""
     members = [(lr, seed) for lr in lrs for seed in SEEDS]
     nets = [build(seed, batch_norm) for _, seed in members]
     net = batched.stack(nets, mode="layers")
@@ -366,8 +366,10 @@ def train_grid(lrs, *, batch_norm=False, batch_size=BATCH_SIZE, num_epochs=NUM_E
     rows = []
     for _ in tqdm(range(num_epochs), desc=f"{len(members)} runs"):
         histories = trainer.fit(1, progress=False)
-        dead = dead_units(net).float().mean((1, 2))
-        for (lr, seed), h, d in zip(members, histories, dead.tolist()):
+        dead = [math.nan] * len(members)
+        if not batch_norm:
+            dead = dead_units(net).float().mean((1, 2)).tolist()
+        for (lr, seed), h, d in zip(members, histories, dead):
             rows.append(dict(lr=lr, seed=seed, **h.iloc[0], dead=d))
     return net, members, pd.DataFrame(rows)
 
@@ -377,13 +379,13 @@ def train_grid(lrs, *, batch_norm=False, batch_size=BATCH_SIZE, num_epochs=NUM_E
 # ## Learning rate
 #
 # Six {term}`learning rates <Learning rate>` $\eta$ for Adam (`lr` in the code): the source's 1,
-# 0.01, 0.001 and 0.00001, and 0.2 and 5e-4 in between; batch 128, 50 epochs, seeds `SEEDS`. The
-# table gives the validation loss and accuracy after 50 epochs and the epochs a run spends on
+# 0.01, 0.001 and 0.00001, and 0.2 and 5e-4 in between; batch 128, 30 epochs, seeds `SEEDS`. The
+# table gives the validation loss and accuracy after 30 epochs and the epochs a run spends on
 # the plateau (before its validation loss first drops below $0.9 \ln K$): the mean and, in
 # brackets, the lowest and highest value over the seeds.
 
 
-# %% tags=["nbval-measured"] tolerance={"abs": 30.0, "rel": 1.3}
+# %% tags=["nbval-measured"] tolerance={"abs": 45.0, "rel": 0.88}
 def plateau(val_loss):
     """Epochs before the validation loss first drops below 0.9 ln K (all if never)."""
     below = np.asarray(val_loss) < 0.9 * math.log(NUM_CLASSES)
@@ -453,13 +455,13 @@ plt.show()
 
 # %% [markdown]
 # Three of the six learning rates leave the loss flat at $\ln K$ on every seed. To tell *why*,
-# the next table measures, after the 50 epochs, how far the parameters moved from their initial
+# the next table measures, after the 30 epochs, how far the parameters moved from their initial
 # values ($\lVert\boldsymbol\theta-\boldsymbol\theta_0\rVert / \lVert\boldsymbol\theta_0\rVert$),
 # the spread of the logits across the validation inputs (0: the output does not depend on the
 # input) and the number of hidden layers in which every unit is dead (lowest to highest seed).
 
 
-# %% tags=["nbval-measured"] tolerance={"abs": 6.0, "rel": 2.5}
+# %% tags=["nbval-measured"] tolerance={"abs": 6.0, "rel": 2.7}
 def flat_parameters(net):
     """Every member's parameters as one row: (S, number of parameters)."""
     params = net.stacked_parameters()
@@ -532,18 +534,19 @@ print(
 #   everywhere (its accuracy is that class's share of the validation set), and its loss cannot go
 #   below the best constant prediction's. The parameters moved a lot, but no gradient flows back
 #   through a dead layer, so the run cannot recover.
-# - **Too small (`lr` = 1e-5): the network barely moved.** The parameters changed by 1% to 1.7%
+# - **Too small (`lr` = 1e-5): the network barely moved.** The parameters changed by 0.65% to 1%
 #   of their norm, the logit spread is still below $10^{-3}$ as at initialisation, and
 #   the loss stays where {eq}`eq-ch6-lnk` put it. Nothing is broken; the steps are too short.
 #
-# In between, `lr` = 0.001 and 5e-4 first sit on the $\ln K$ plateau and then descend, without
-# having converged after 50 epochs. How long a run sits there depends on its initial weights,
-# and where it ends depends on when it left: at 0.001 the validation loss after 50 epochs lies
-# between 0.363 and 1.054. So we compare the default `lr = 0.01` with them by the time spent on
-# the plateau, and with the three failed rates by the loss at the end:
+# In between, `lr` = 0.001 and 5e-4 first sit on the $\ln K$ plateau: 0.001 leaves it after 19
+# to 23 epochs and is still far from converged after 30 (1.132 to 1.259), and 5e-4 has barely
+# left it (a plateau of 30 epochs means the run never left it). How long a run sits there
+# depends on its initial weights, and where it ends depends on when it left. So we compare the
+# default `lr = 0.01` with them by the time spent on the plateau, and with the three failed
+# rates by the loss at the end:
 
 
-# %% tags=["nbval-measured"] tolerance={"abs": 28.0, "rel": 0.89}
+# %% tags=["nbval-measured"] tolerance={"abs": 14.0, "rel": 1.1}
 def verdicts(results, a, others, value, words, fmt):
     """lr = a against each of the others, paired by seed: one line per comparison."""
     ra = results[results.lr == a].sort_values("seed")[value].to_numpy()
@@ -561,7 +564,7 @@ verdicts(lr_final, LR, [1e-3, 5e-4], "plateau", ("fewer", "more"), ".0f")
 
 # %% [markdown]
 # The dead units tell the same story from the inside. The next table counts the hidden units
-# (of 96) dead after 50 epochs, those dead at initialisation that came back, and those alive at
+# (of 96) dead after 30 epochs, those dead at initialisation that came back, and those alive at
 # initialisation that died.
 
 # %% tags=["nbval-measured"] tolerance={"abs": 26.0, "rel": null}
@@ -650,20 +653,20 @@ pd.DataFrame(
 # the network starts with input-dependent, if random, opinions. Now the learning-rate sweep with
 # batch norm. Its runs have the same initial `nn.Linear` weights and minibatch order as the
 # plain runs of their seeds, so the two are compared seed by seed. The table gives the
-# batch-norm runs' validation loss after 50 epochs and their epochs on the plateau, the
+# batch-norm runs' validation loss after 30 epochs and their epochs on the plateau, the
 # per-seed difference in epochs on the plateau from the plain run of the same seed, and the
 # rule's verdict on it; a difference counts when it exceeds `PLATEAU_MARGIN` = 5 epochs on
 # every seed.
 
-# %% tags=["nbval-measured"] tolerance={"abs": 26.0, "rel": null}
+# %% tags=["nbval-measured"] tolerance={"abs": 14.0, "rel": null}
 PLATEAU_MARGIN = 5  # epochs: a smaller per-seed difference in time on the plateau
-bn_net, bn_members, bn_history = train_grid(LRS, batch_norm=True)
+bn_net, bn_members, bn_history = train_grid(BN_LRS, batch_norm=True)
 bn_final = bn_history[bn_history.epoch == NUM_EPOCHS].copy()
 bn_final["plateau"] = [
     plateau(h.val_loss) for _, h in bn_history.groupby(["lr", "seed"], sort=False)
 ]
 rows = []
-for lr in LRS:
+for lr in BN_LRS:
     plain, bn = (r[r.lr == lr].sort_values("seed") for r in (lr_final, bn_final))
     v = stats.compare(
         bn.plateau,
@@ -706,31 +709,27 @@ ax.legend()
 plt.show()
 
 # %% tags=["remove-input"]
-for lr in (0.2, 5e-4):  # batch norm ends lower, by more than 0.2 nats per seed
+for lr in (0.2, 1e-3, 5e-4):  # batch norm ends lower, by more than 0.2 nats per seed
     plain, bn = (r[r.lr == lr].sort_values("seed") for r in (lr_final, bn_final))
     v = stats.compare(
         bn.val_loss, plain.val_loss, paired=True, higher_is_better=False, margin=0.2
     )
     assert v.sign == 1
 bn_diag = diagnose(bn_net, bn_members, batch_norm=True)
-assert (bn_diag[bn_diag.lr == 1].dead_layers >= 1).all()
-assert (bn_diag[bn_diag.lr == 1].spread < 1e-6).all()
 assert (bn_final[bn_final.lr == 0.2].val_loss < 0.9 * math.log(NUM_CLASSES)).all()
 assert (bn_diag[bn_diag.lr <= LR].dead <= 1).all()
 print(
-    "Checked: with batch norm the loss ends lower at lr = 0.2 and 5e-4 (by > 0.2 per "
-    "seed); lr = 1 ends dead; lr <= 0.01 leaves at most 1 dead unit."
+    "Checked: with batch norm the loss ends lower at lr = 0.2, 0.001 and 5e-4 (by > "
+    "0.2 per seed); at lr <= 0.01 no run has more than 1 dead unit."
 )
 
 # %% [markdown]
 # With batch norm the useful range of learning rates is wider. At `lr` = 0.2, where the plain
 # network died, and at 0.001 and 5e-4, where it was still crawling off the plateau, the
-# batch-norm network leaves the plateau sooner on every seed, and its seeds end close together.
-# At 0.2 and 5e-4 it also ends lower, by more than 0.2 nats on every seed; at 0.001 some plain
-# runs catch up by epoch 50. At the default `lr = 0.01` the difference is not resolved with 3
-# seeds, and at `lr = 1e-5` neither network leaves the plateau. Batch norm does
-# not protect against every learning rate: at `lr = 1` both networks end at a constant output,
-# the batch-norm network with a fully dead layer on every seed. For `lr` ≤ 0.01 the batch-norm
+# batch-norm network leaves the plateau sooner on every seed, and it ends lower, by more than
+# 0.2 nats on every seed.
+# At the default `lr = 0.01` the difference is not resolved with 3 seeds. Batch norm does not
+# protect against every learning rate: at `lr = 1` neither network leaves the plateau. For `lr` ≤ 0.01 the batch-norm
 # networks have at most one dead unit in 96: a standardised pre-activation has zero mean over
 # the batch, so it is positive for some examples unless $\gamma$ and $\delta$ push it down.
 #
@@ -739,7 +738,7 @@ print(
 # averages. The table compares, at `lr = 0.01`, the training loss averaged over the last epoch's
 # minibatches in training mode with the final model's loss on the training set in eval mode.
 
-# %% tags=["nbval-measured"] tolerance={"abs": 0.62, "rel": 10.0}
+# %% tags=["nbval-measured"] tolerance={"abs": 0.64, "rel": 8.0}
 modes = []
 for name, (net, members) in {
     "no batch norm": (lr_net, lr_members),
@@ -771,7 +770,7 @@ mean_range_table(
 
 # %% [markdown]
 # The batch-norm model's training loss in training mode is higher than its eval-mode loss on
-# every seed, by 0.15 to 0.25: the noise of normalising with a random batch of 128, gone in
+# every seed, by 0.07 to 0.15: the noise of normalising with a random batch of 128, gone in
 # eval mode. The plain
 # network's two losses differ only by how much the model changed during the epoch.
 #
@@ -908,7 +907,7 @@ for when, a, b, at in [
 
 
 # %% tags=["nbval-ignore-output"] ignore_reason="wall-clock timings vary by machine and load"
-def seconds_per_step(batch_size, steps=100):
+def seconds_per_step(batch_size, steps=50):
     """Wall-clock seconds of one training step of the default model (one seed)."""
     model = build(SEED)
     optimizer = torch.optim.Adam(model.parameters(), lr=BATCH_SIZE_LR, fused=True)
@@ -980,9 +979,8 @@ mean_range_table(
 #   overfitting. [Chapter 6.2](06_2_mlp_depth_width.ipynb) trains the default model for 100
 #   epochs, and none of its runs overfits this problem.
 # - *How does batch norm contribute to training?* It restores a signal of unit size in every
-#   layer, gets off the plateau sooner over a wider range of learning rates and makes the result
-#   less dependent on the seed. At the default rate its difference from the plain network is not
-#   resolved, and it does not rescue `lr = 1`.
+#   layer and gets off the plateau sooner over a wider range of learning rates. At the default
+#   rate its difference from the plain network is not resolved, and it does not rescue `lr = 1`.
 # - *Batch size: accuracy, iterations per epoch and stability.* Small batches make more progress
 #   per epoch and their loss is noisier from step to step; large batches make more progress per
 #   step. With the source's epochs at `lr = 0.001`, batch 1 (one epoch) and batch 1,024 (100
@@ -998,12 +996,12 @@ mean_range_table(
 #   loss no better than the best constant prediction. With `lr = 1e-5` it **did not move**, and
 #   its loss stayed near $\ln K$ because PyTorch's default initialisation shrinks the signal by
 #   about $\sqrt 6$ per layer.
-# - `lr = 0.01` leaves the plateau first on every seed; at 0.001 and 5e-4 the time on the plateau
-#   depends on the initial weights, and the results after 50 epochs spread widely.
+# - `lr = 0.01` leaves the plateau first on every seed; 0.001 and 5e-4 sit on it for 19 epochs
+#   or more, and a run's loss at the end depends on when it left.
 # - During training some dead units come back and others die; a first-layer unit never comes
 #   back. A layer in which every unit is dead ends the run.
-# - Batch norm restores a signal of unit size in every layer, widens the range of learning rates
-#   that train and makes the result less dependent on the seed; it does not rescue `lr = 1`.
+# - Batch norm restores a signal of unit size in every layer and widens the range of learning
+#   rates that train; it does not rescue `lr = 1`.
 # - Against epochs small batches progress faster, against steps large ones do. No batch size
 #   opened a gap between training and test accuracy; whether small batches generalize better at
 #   equal training loss these runs cannot say.
@@ -1043,8 +1041,7 @@ mean_range_table(
 # :class: dropdown
 #
 # Draw many units (two weights and a bias each) and check whether the pre-activation is $\le 0$
-# at all 1,500 training points (a linear function peaks at a vertex of the points' convex hull,
-# so the hull's vertices suffice). For 20,000 units (the cell after the exercises) the
+# at all 1,500 training points. For 20,000 units (the cell after the exercises) the
 # probability is about 12%, roughly the chance that the bias is below minus the norm of the
 # weights, since the data fill a disc of radius about 1. The number of dead units among 16 is
 # binomial, and 6 or more has a probability of about 1%: this seed drew an unlucky first layer.
@@ -1086,8 +1083,7 @@ print(
 rng = np.random.default_rng(SEED)
 a = 1 / math.sqrt(2)
 w, b = rng.uniform(-a, a, size=(20_000, 2)), rng.uniform(-a, a, size=20_000)
-hull = X_train.numpy()[ConvexHull(X_train.numpy()).vertices].astype(np.float64)
-p_dead = float(((hull @ w.T + b) <= 0).all(axis=0).mean())
+p_dead = float(((X_train.double().numpy() @ w.T + b) <= 0).all(axis=0).mean())
 k_dead = round(WIDTH * dead0[0].item())  # dead units in this seed's first layer
 p_k = sum(
     math.comb(16, k) * p_dead**k * (1 - p_dead) ** (16 - k) for k in range(k_dead, 17)
