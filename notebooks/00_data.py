@@ -271,7 +271,7 @@ print("\n".join(line[:86] for line in message.splitlines()[:6]))
 # printed where chapter 4 loads its data, starts with "STAND-IN DATA" and says which data ran.
 # The chapter's class names, number of classes and chance rate come from the loaded data, so
 # the same code runs on either. The book's statistics page lists the data each chapter ran on.
-
+#
 # ## A validation split
 #
 # Model selection must not look at the {term}`test set`, so chapters hold out part of the training
@@ -290,7 +290,9 @@ split.T
 
 # %% tags=["remove-input"]
 assert (np.bincount(y_val) == 600).all() and len(X_tr) == 54_000
-print("Checked: every class holds exactly 600 validation images; 54,000 remain for training.")
+print(
+    "Checked: every class holds exactly 600 validation images; 54,000 remain for training."
+)
 
 # %% [markdown]
 # ## Summary

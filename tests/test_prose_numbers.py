@@ -45,6 +45,8 @@ def _nb(markdown: str, printed: str, code: str = "print(x)"):
         ("SHA-256 and ResNet-18 and 28×28 are names and sizes.", "nothing", True),
         ("Chapter 5 has 3 layers.", "nothing", True),  # one-digit integers are not checked
         ("Published in 2017 {cite}`x2017`.", "nothing", True),
+        ("Chapters [4.1](04_1_a.ipynb) and [4.2](04_2_b.ipynb) come first.", "nothing", True),  # names
+        ("Chapters [4.1](04_1_a.ipynb) and [4.2](04_2_b.ipynb) reach 41.5%.", "nothing", False),
     ],
 )
 def test_the_rules(markdown, printed, ok):

@@ -48,9 +48,10 @@ _STRIP = [
     re.compile(r"^#+\s*[\d.]*", re.M),  # a heading's own numbering
     re.compile(r"https?://\S+"),
     # names of chapters, parts and exercises ("chapter 4.2", "Chapter 1.1's", "Exercise 7.3", "chapters 4.1
-    # and 4.2"): names, not measurements
-    re.compile(r"\b(?:[Cc]hapters?|[Ee]xercises?|[Pp]arts?|[Ss]ections?)\s+\d+(?:\.\d+)*"
-               r"(?:(?:,\s*|\s+and\s+|\s+to\s+|\s+or\s+)\d+(?:\.\d+)*)*"),
+    # and 4.2", also as link texts: "chapters [4.1](04_1_minibatches.ipynb) and [4.2](...)"): names, not
+    # measurements
+    re.compile(r"\b(?:[Cc]hapters?|[Ee]xercises?|[Pp]arts?|[Ss]ections?)\s+\[?\d+(?:\.\d+)*"
+               r"(?:(?:,\s*|\s+and\s+|\s+to\s+|\s+or\s+)\[?\d+(?:\.\d+)*)*"),
 ]
 _FENCE = re.compile(r"^(```+|:::+)\s*\{(exercise|solution|admonition|note|tip|warning|important|dropdown|seealso|caution|attention|hint)\}.*$", re.M)
 _PROSE_NUMBER = re.compile(
