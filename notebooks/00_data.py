@@ -214,13 +214,15 @@ train_share = sign_counts["train"] / sign_counts["train"].sum()
 test_share = sign_counts["test"] / sign_counts["test"].sum()
 commonest_train = train_share.idxmax()
 print(
-    f"training: {sign_counts['train'].min()} to {sign_counts['train'].max()} images per "
+    f"training: {sign_counts['train'].min()} to {sign_counts['train'].max()} "
+    "images per "
     f"letter; test: {sign_counts['test'].min()} to {sign_counts['test'].max()}"
 )
 print(
     f"chance rate (most frequent test letter, {test_share.idxmax()}): "
     f"{test_share.max():.2%}\n"
-    f"always answering the most frequent training letter ({commonest_train}) is right on "
+    f"always answering the most frequent training letter ({commonest_train}) "
+    "is right on "
     f"{test_share[commonest_train]:.2%} of the test set"
 )
 
@@ -244,7 +246,8 @@ print(
 
 # %% tags=["hide-input"]
 def load_from_nowhere(name):
-    """data.load(name) with an empty mirror and cache and downloading off: the error text."""
+    """data.load(name) with an empty mirror and cache and downloading off: the error
+    text."""
     saved = {
         k: os.environ.get(k) for k in ("COURSE_DATA", "COURSE_CACHE", "COURSE_OFFLINE")
     }
@@ -291,7 +294,8 @@ split.T
 # %% tags=["remove-input"]
 assert (np.bincount(y_val) == 600).all() and len(X_tr) == 54_000
 print(
-    "Checked: every class holds exactly 600 validation images; 54,000 remain for training."
+    "Checked: every class holds exactly 600 validation images; 54,000 remain for "
+    "training."
 )
 
 # %% [markdown]

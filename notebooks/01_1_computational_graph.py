@@ -796,7 +796,8 @@ mlp_x, mlp_y, mlp = mlp_loss()
 memory = {}  # batch size -> (bytes of logistic regression, bytes of the MLP)
 fake = np.random.default_rng(SEED)
 print(
-    f"{'batch size':>10} | {'logistic regression':>20} | {'784-128-128-10, float32':>24}"
+    f"{'batch size':>10} | {'logistic regression':>20} | "
+    f"{'784-128-128-10, float32':>24}"
 )
 for b in (1, 64, 1024):
     logreg.x.value, logreg.y.value = X_train[:b], y_train[:b]

@@ -56,10 +56,11 @@ SEED = 0  # seeds the data; training run k uses the seed SEED + k
 # The data of chapter 1.1: two Gaussian classes in the plane
 N_TRAIN = 2048
 N_TEST = 10_000  # only evaluated, so a large test set is cheap
-# The batch-size study (the setup of the source assignment), each batch size with N_SEEDS
-# seeds trained together. Batch size 1 for 50 epochs is NUM_EPOCHS * N_TRAIN = 102,400
-# single-sample updates in Python, the lecture's main cost. This runs on the CPU only
-# (NumPy); a faster machine may raise N_TRAIN and N_SEEDS.
+# The batch-size study (the setup of the source assignment), each batch size with
+# N_SEEDS seeds trained together. Batch size 1 for 50 epochs is
+# NUM_EPOCHS * N_TRAIN = 102,400 single-sample updates in Python, the lecture's main
+# cost. This runs on the CPU only (NumPy); a faster machine may raise N_TRAIN and
+# N_SEEDS.
 BATCH_SIZES = [1, 4, 8, 16, 64, 128, 256, 512, 1024]
 NUM_EPOCHS = 50
 LR = 0.03
@@ -465,7 +466,8 @@ assert (lost < 100 * big["differs from Bayes"] / N_TEST).all()
 assert (abs(up_to_128["gap"] - bayes_gap) < 1).all()
 print(
     "Checked: every run up to B = 128 is within two standard errors of the Bayes rule's"
-    " test accuracy, with a gap within a point of the Bayes rule's own; B = 1024 differs"
+    " test accuracy, with a gap within a point of the Bayes rule's own; B = 1024 "
+    "differs"
     " from the Bayes rule on more than four times as many points as any of B = 4 to 64."
 )
 
@@ -1064,7 +1066,8 @@ print(f"B = 1024's lr before the decay: {LR * 1024 / (2 / lam_opt):.1f} x the li
 
 # %% tags=["hide-input", "nbval-ignore-output"] ignore_reason="wall-clock times vary by machine and by run"
 def mlp_loss(dtype=np.float32):
-    """Chapter 5's 784-128-128-10 network on the engine, with a softmax cross-entropy."""
+    """Chapter 5's 784-128-128-10 network on the engine, with a softmax
+    cross-entropy."""
     x, y = G.Input("x"), G.Input("y")
     rng = np.random.default_rng(SEED)
     h = G.ReLU(G.Linear(x, 784, 128, init="he", rng=rng, dtype=dtype, name="fc1"))

@@ -1039,7 +1039,8 @@ cols_from_jvps = np.stack(
 assert_allclose(rows_from_vjps, J_soft, atol=1e-15)  # K VJPs give the rows
 assert_allclose(cols_from_jvps, J_soft, atol=1e-15)  # K JVPs give the columns
 print(
-    f"Exercise 2.4: {K_cls} VJPs give the rows, {K_cls} JVPs the columns of the Jacobian"
+    f"Exercise 2.4: {K_cls} VJPs give the rows, {K_cls} JVPs the columns of the "
+    "Jacobian"
 )
 
 # %% [markdown]

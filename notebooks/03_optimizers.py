@@ -998,7 +998,8 @@ assert 3e-3 < min(adam_R) and max(adam_R) < 7e-2
 assert min(adam_R) in (final_R[0.04, 0.5, "Adam"], final_R[0.04, 0.9, "Adam"])
 assert all(final_R[lr, 0.5, "Adam"] < final_R[lr, 0.9, "Adam"] for lr in STATIC_LRS)
 print(
-    "Checked: at lr 0.01, beta 0.9 takes momentum over a million times further down than"
+    "Checked: at lr 0.01, beta 0.9 takes momentum over a million times further down "
+    "than"
     " 0.5; Adam diverges in none of the six settings, after 300 steps R lies between"
     f" {min(adam_R):.1e} and {max(adam_R):.1e}, lowest at lr 0.04, and beta_1 = 0.5 is"
     " lower than 0.9 at every learning rate."
@@ -1321,7 +1322,8 @@ ratio = nfl[1000, "rotated"]["Adam"][0] / nfl[1000, "rotated"]["momentum"][0]
 print(
     "Checked: at κ = 100 and 1000 (rotated) tuned momentum and Polyak's settings need"
     " fewer steps than tuned Adam, and on the aligned problem Adam needs fewer than a"
-    f" tenth of momentum's; at κ = 1000, rotated, tuned Adam needs {ratio:.1f} times the"
+    f" tenth of momentum's; at κ = 1000, rotated, tuned Adam needs {ratio:.1f} times "
+    "the"
     " steps of tuned momentum."
 )
 
@@ -1461,7 +1463,8 @@ for lr, stable in [(0.99 * bound, True), (1.01 * bound, False)]:
 assert outcome("momentum", 0.022)[0] == "converged"
 assert outcome("momentum", 0.032)[0] == "diverged"
 print(
-    f"Exercise 3.1: momentum (beta = 0.9) is stable near the minimum for lr < {bound:.4f}"
+    "Exercise 3.1: momentum (beta = 0.9) is stable near the minimum for lr < "
+    f"{bound:.4f}"
 )
 
 
@@ -1498,7 +1501,8 @@ a = run(AMSGrad, 0.01, NUM_STEPS_LONG)
 b = torch_run(lambda ps: T.Adam(ps, lr=0.01, amsgrad=True), NUM_STEPS_LONG)
 assert max_relative_error(a, b) <= 1e-6
 print(
-    f"Exercise 3.3: AMSGrad = torch.optim.Adam(amsgrad=True) over {NUM_STEPS_LONG} steps"
+    f"Exercise 3.3: AMSGrad = torch.optim.Adam(amsgrad=True) over {NUM_STEPS_LONG} "
+    "steps"
 )
 
 # %% [markdown]

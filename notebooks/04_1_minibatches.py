@@ -127,7 +127,8 @@ print(
     f"test {counts_test.min()} to {counts_test.max()}"
 )
 print(
-    f"chance on the test set: guessing uniformly {chance_uniform:.1%}; always the most\n"
+    f"chance on the test set: guessing uniformly {chance_uniform:.1%}; always the "
+    "most\n"
     f"frequent training class ({ds.classes[majority]}) {chance_majority:.1%}; "
     f"the most frequent test class {counts_test.max() / len(y_test):.1%}"
 )
@@ -441,8 +442,10 @@ for beta in (0.0, MOMENTUM):
     limit = 2 * (1 + beta) / 4.0
     assert quadratic_run(0.98 * limit, beta) < 1 < quadratic_run(1.02 * limit, beta)
 print(
-    "Checked: the gradient (S - Y)^T X~ / N, the initial loss log K and the Hessian at\n"
-    "zero match torch.autograd; the limits 2/lambda and 2(1 + beta)/lambda hold for SGD\n"
+    "Checked: the gradient (S - Y)^T X~ / N, the initial loss log K and the Hessian "
+    "at\n"
+    "zero match torch.autograd; the limits 2/lambda and 2(1 + beta)/lambda hold for "
+    "SGD\n"
     "on a quadratic."
 )
 
@@ -538,8 +541,10 @@ for name in limits:  # above the limit: far above the start, and never back near
 best = int(np.argmin(full_losses[-1]))
 assert settings[best] == ("Adam", LRS_NOTES[1])
 print(
-    "Checked: below the limit every run falls at every epoch; above it gradient descent\n"
-    "and momentum rise more than ten times above log K; Adam at the large rate ends lowest."
+    "Checked: below the limit every run falls at every epoch; above it gradient "
+    "descent\n"
+    "and momentum rise more than ten times above log K; Adam at the large rate ends "
+    "lowest."
 )
 
 # %% [markdown]

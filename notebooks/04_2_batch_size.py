@@ -55,7 +55,8 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 SEED = 0
 N_SEEDS = 3  # every comparison of trained runs uses seeds SEED, ..., SEED + N_SEEDS - 1
-# The notes' experiments at their settings, on every training image; the seeds of a setting
+# The notes' experiments at their settings, on every training image; the seeds of a
+# setting
 # train together. With a GPU, add seeds or epochs.
 BATCH_SIZES = (8, 16, 64, 1024, 4096)
 LR_ADAM = 1e-5
@@ -102,7 +103,8 @@ y_test = torch.as_tensor(ds.y_test)
 N, D = X.shape
 chance_uniform = 1 / K
 print(
-    f"training: {N:,} images; test: {len(y_test):,} images; chance 1/K = {chance_uniform:.1%}"
+    f"training: {N:,} images; test: {len(y_test):,} images; chance 1/K = "
+    f"{chance_uniform:.1%}"
 )
 
 # %% [markdown]
@@ -191,28 +193,27 @@ with tqdm(total=total, desc="batch sizes") as bar:
         W_fresh = torch.zeros((N_SEEDS, K, D + 1), requires_grad=True)
         adam_fresh = sr.make_optimizer("Adam", [W_fresh], LR_ADAM)
         models = [(W_fresh, adam_fresh)]
-        if (
-            b == BATCH_SIZES[0]
-        ):  # the notes' loop starts fresh too: one run serves both,
-            W_notes, adam_notes = W_fresh, adam_fresh  # then it keeps model and Adam
+        # the notes' loop starts fresh too (one run serves both), then keeps its model
+        # and its Adam
+        if b == BATCH_SIZES[0]:
+            W_notes, adam_notes = W_fresh, adam_fresh
         else:
             with torch.no_grad():
                 W_notes.zero_()  # the notes' reset: the weights only
             models.append((W_notes, adam_notes))
         t0 = time.process_time()
+        # losses: (models, seeds, epochs)
         losses = sr.minibatch(loader, models, NUM_EPOCHS, bar=bar)
         cpu_seconds[b] = time.process_time() - t0
-        curves["fresh", b], curves["notes", b] = (
-            losses[0],
-            losses[-1],
-        )  # (seeds, epochs)
+        curves["fresh", b], curves["notes", b] = losses[0], losses[-1]
         final_W["fresh", b] = W_fresh.detach().clone()
         final_W["notes", b] = W_notes.detach().clone()
 
 
 # %% tags=["remove-input"]
 def both_ways(seed, n=2000, batch_sizes=(64, 1024), num_epochs=2):
-    """The notes' loop on n images, written out (DataLoader) and batched: epoch losses."""
+    """The notes' loop on n images, written out (DataLoader) and batched: epoch
+    losses."""
     Xn, yn = X[:n], y[:n]
     model = softmax_regression(D, K)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR_ADAM, fused=True)
@@ -334,7 +335,8 @@ fig.suptitle(
 plt.show()
 
 # %% tags=["remove-input"]
-# per step: at the number of steps the smaller batch takes in one epoch, the larger batch
+# per step: at the number of steps the smaller batch takes in one epoch, the larger
+# batch
 # (interpolated on a log scale of steps) is already lower, on every seed
 for k in range(N_SEEDS):
     for small, large in zip(BATCH_SIZES, BATCH_SIZES[1:]):
@@ -348,7 +350,8 @@ for k in range(N_SEEDS):
         )
         assert at_same_step < curves["fresh", small][k, 0], (k, small, large)
 print(
-    "Checked: per step, each larger batch size is ahead of the next smaller one on every "
+    "Checked: per step, each larger batch size is ahead of the next smaller one on "
+    "every "
     "seed\n(at the number of steps the smaller one takes in its first epoch)."
 )
 
@@ -419,8 +422,10 @@ assert all(
 assert train_acc["fresh", EVAL_BATCH_SIZE].min() > 0.95
 assert test_acc["fresh", EVAL_BATCH_SIZE].min() > 10 * chance_uniform
 print(
-    "Checked: on the test set batch size 4,096 is behind every smaller batch size by more than\n"
-    "2 points (ranges); batch size 16 gets over 95% of the training images and over ten times\n"
+    "Checked: on the test set batch size 4,096 is behind every smaller batch size by "
+    "more than\n"
+    "2 points (ranges); batch size 16 gets over 95% of the training images and over "
+    "ten times\n"
     "the chance rate of the test images right on every seed."
 )
 
@@ -498,7 +503,8 @@ print("the most frequent confusions, pooled over the seeds:")
 for _, row in pairs.iterrows():
     share = row["fraction of true class"]
     print(
-        f"  {row['true']} taken for {row['predicted']}: {share:.0%} of the {row['true']}s"
+        f"  {row['true']} taken for {row['predicted']}: {share:.0%} of the "
+        f"{row['true']}s"
     )
 
 # %% [markdown]

@@ -56,7 +56,8 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 SEED = 0
 N_SEEDS = 3  # every comparison of trained runs uses seeds SEED, ..., SEED + N_SEEDS - 1
-# Each seed draws its own N_TRAIN training images, to keep this lecture within about half
+# Each seed draws its own N_TRAIN training images, to keep this lecture within about
+# half
 # a minute on 2 CPU cores. With a GPU or more patience, raise N_TRAIN (None: all 27,455
 # images), the numbers of steps and the epochs.
 N_TRAIN = 2000
@@ -198,7 +199,8 @@ print(table.to_string(index=False))
 at_best = {name: final[name, lr] for name, lr in best_lr.items()}
 for name, lr in best_lr.items():
     print(
-        f"{name:>16} at its best rate {lr:.0e}: {stats.mean_range(at_best[name], '.3f')}"
+        f"{name:>16} at its best rate {lr:.0e}: "
+        f"{stats.mean_range(at_best[name], '.3f')}"
     )
 verdict = {}
 for a, b in [
@@ -227,8 +229,10 @@ assert np.all(gd[:20].max(0) > math.log(K)) and np.all(gd[-1] < math.log(K))
 mom_next = final["momentum", 3e-6]
 assert np.all(3e-6 < limits["momentum"]) and mom_next.min() > math.log(K)
 print(
-    "Checked: every best rate lies inside its grid; gradient descent's best rate is above its\n"
-    "limit, rises above log K in its first steps and ends below it; momentum blows up at\n"
+    "Checked: every best rate lies inside its grid; gradient descent's best rate is "
+    "above its\n"
+    "limit, rises above log K in its first steps and ends below it; momentum blows up "
+    "at\n"
     "3e-06, below its limit, on every seed."
 )
 
@@ -317,7 +321,8 @@ for name, (lr_small, lr_large) in rate_pairs.items():
     apart[name] = np.abs(slow - fast) / fast
     print(
         f"{name:>16}  {lr_small:.0e}  {NUM_STEPS:>3}  {slow.mean():.4f}   "
-        f"{lr_large:.0e}  {t_large:>3}  {fast.mean():.4f}  {100 * apart[name].max():.1f}%"
+        f"{lr_large:.0e}  {t_large:>3}  {fast.mean():.4f}  "
+        f"{100 * apart[name].max():.1f}%"
     )
 
 # %% tags=["hide-input"]
@@ -360,8 +365,10 @@ assert jump[1e-4] > 3 * max(jump[1e-5], 0.01)
 assert np.isinf(needed[0]).all() and np.isinf(needed[-1]).all()
 assert needed[1].mean() > needed[2].mean() > needed[3].mean()
 print(
-    "Checked: at 1e-04 the loss rises between epochs far more than at 1e-05; no seed gets\n"
-    "there at 1e-06 or 1e-03; from 3e-06 to 1e-05 to 3e-05 the mean number of epochs falls."
+    "Checked: at 1e-04 the loss rises between epochs far more than at 1e-05; no seed "
+    "gets\n"
+    "there at 1e-06 or 1e-03; from 3e-06 to 1e-05 to 3e-05 the mean number of epochs "
+    "falls."
 )
 
 # %% [markdown]
@@ -421,11 +428,13 @@ bounds = {
 }
 for label, b in bounds.items():
     print(
-        f"{label:>14}: gradient descent's limit 2/lambda_max {min(b):.2e} to {max(b):.2e}"
+        f"{label:>14}: gradient descent's limit 2/lambda_max {min(b):.2e} to "
+        f"{max(b):.2e}"
     )
 ratio_bounds = np.array(bounds[unit]) / np.array(bounds[raw])
 print(
-    f"ratio of the limits, [0, 1] over raw: {ratio_bounds.mean():,.0f} (255^2 = {255**2:,})"
+    f"ratio of the limits, [0, 1] over raw: {ratio_bounds.mean():,.0f} (255^2 = "
+    f"{255**2:,})"
 )
 
 # %% tags=["remove-input"]
@@ -449,7 +458,8 @@ print(
 # rate counts as usable when the run ended below the starting loss $\log K$ on every seed.
 
 # %%
-scale_final = {}  # (scaling, optimizer, lr) -> loss after NUM_STEPS_SCALE steps, per seed
+# (scaling, optimizer, lr) -> loss after NUM_STEPS_SCALE steps, per seed
+scale_final = {}
 total = len(scalings) * NUM_STEPS_SCALE
 with tqdm(total=total, desc="input scaling") as bar:
     for label, Z in scalings.items():
@@ -528,9 +538,12 @@ for name in LRS_SCALE:
     assert np.all(at_best[std] < 0.1 * np.minimum(at_best[raw], at_best[unit])), name
 assert 1 / 3 < np.mean(bounds[std]) / np.mean(bounds[unit]) < 3
 print(
-    "Checked: the best rates move within a decade of the predicted 4.8 (gradient descent) and\n"
-    "2.4 (Adam) decades; the limit predicts gradient descent's largest usable rate within a\n"
-    "decade for raw and [0, 1] inputs; standardized inputs end lowest on every seed, by a\n"
+    "Checked: the best rates move within a decade of the predicted 4.8 (gradient "
+    "descent) and\n"
+    "2.4 (Adam) decades; the limit predicts gradient descent's largest usable rate "
+    "within a\n"
+    "decade for raw and [0, 1] inputs; standardized inputs end lowest on every seed, "
+    "by a\n"
     "factor of ten, for both optimizers."
 )
 
@@ -613,7 +626,8 @@ for name, build in contenders.items():
 # %% tags=["nbval-measured"] tolerance={"abs": 15.0, "rel": 1.5}
 print(
     f"{data_label}: {N:,} training images per seed, all {len(y_test):,} test images;\n"
-    f"standardized pixels, Adam {CNN_LR:.0e}, batch {CNN_BATCH_SIZE}, {CNN_EPOCHS} epochs"
+    f"standardized pixels, Adam {CNN_LR:.0e}, batch {CNN_BATCH_SIZE}, {CNN_EPOCHS} "
+    "epochs"
 )
 for name in contenders:
     acc = stats.mean_range(100 * accuracy[name], ".1f", "%")

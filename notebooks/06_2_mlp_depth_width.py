@@ -78,7 +78,8 @@ WIDTHS = [8, 16, 32, 64]  # units per hidden layer, at depth 6
 GRID = 300  # linear regions are counted on a (GRID + 1) x (GRID + 1) grid
 DEEP_DEPTH = 60  # hidden layers of the plain and the residual deep networks
 DEEP_EPOCHS = 5
-# With a GPU or more time, raise N_SEEDS, N_PER_CLASS, ARCH_EPOCHS, GRID and DEEP_EPOCHS.
+# With a GPU or more time, raise N_SEEDS, N_PER_CLASS, ARCH_EPOCHS, GRID and
+# DEEP_EPOCHS.
 
 # %%
 import copy
@@ -381,7 +382,8 @@ for w in (32, 64):  # more width is not behind 16 units
     )
     assert v.sign != -1
 print(
-    "Checked: by the rule, depth 10 is not ahead of depth 2, and neither width 32 nor 64 "
+    "Checked: by the rule, depth 10 is not ahead of depth 2, and neither width 32 nor "
+    "64 "
     "is behind width 16."
 )
 

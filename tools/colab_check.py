@@ -23,6 +23,11 @@ other. The data comes from a file server on 127.0.0.1 serving the local mirror t
 ``COURSE_DATA``; the output says which. After each chapter it records what the setup cell
 installed, fails if it changed a declared package, and uninstalls it again, so that every chapter
 starts from a fresh runtime.
+
+Why one module (about 620 lines): both checks read the same declaration (``colab/colab-environment.txt``
+and the extras of ``pyproject.toml``) and the same map of what each chapter imports; the simulated run
+then executes what the static check approved. Half of the file is that run's plumbing (the virtual
+environment, the file server, the stand-in ``google.colab``), which serves nothing else.
 """
 from __future__ import annotations
 

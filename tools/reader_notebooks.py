@@ -16,6 +16,10 @@ sphinxcontrib-bibtex: each cited work's label as the site prints it (``book/_ext
 Nothing here counts or formats on its own; ``tests/test_reader_notebooks.py`` compares the reader
 notebooks with the built pages.
 
+Why one module (about 640 lines): every rewrite below reads the same :class:`Book` and the same MyST
+parsing of a cell, and they must agree with each other (a link's target, a number's format); split by
+markup they would pass the book and the parser around. It writes nothing of its own but the notebooks.
+
 What is rewritten (the Markdown, cell by cell; code cells, outputs and tags are copied unchanged):
 
 - ``{cite}`` and friends: author-year text linking to the work's DOI or URL (``{cite:t}`` -> "Kingma and
