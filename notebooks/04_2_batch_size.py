@@ -56,8 +56,7 @@ if "google.colab" in sys.modules:
 SEED = 0
 N_SEEDS = 3  # every comparison of trained runs uses seeds SEED, ..., SEED + N_SEEDS - 1
 # The notes' experiments at their settings, on every training image; the seeds of a
-# setting
-# train together. With a GPU, add seeds or epochs.
+# setting train together. With a GPU, add seeds or epochs.
 BATCH_SIZES = (8, 16, 64, 1024, 4096)
 LR_ADAM = 1e-5
 NUM_EPOCHS = 20
@@ -336,8 +335,7 @@ plt.show()
 
 # %% tags=["remove-input"]
 # per step: at the number of steps the smaller batch takes in one epoch, the larger
-# batch
-# (interpolated on a log scale of steps) is already lower, on every seed
+# batch (interpolated on a log scale of steps) is already lower, on every seed
 for k in range(N_SEEDS):
     for small, large in zip(BATCH_SIZES, BATCH_SIZES[1:]):
         steps_large = steps_per_epoch[large] * epochs

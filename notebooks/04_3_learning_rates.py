@@ -57,9 +57,8 @@ if "google.colab" in sys.modules:
 SEED = 0
 N_SEEDS = 3  # every comparison of trained runs uses seeds SEED, ..., SEED + N_SEEDS - 1
 # Each seed draws its own N_TRAIN training images, to keep this lecture within about
-# half
-# a minute on 2 CPU cores. With a GPU or more patience, raise N_TRAIN (None: all 27,455
-# images), the numbers of steps and the epochs.
+# half a minute on 2 CPU cores. With a GPU or more patience, raise N_TRAIN (None: all
+# 27,455 images), the numbers of steps and the epochs.
 N_TRAIN = 2000
 N_SCALE = 500  # the input-scaling grid uses the first N_SCALE images of each draw
 MOMENTUM = 0.9
