@@ -193,10 +193,16 @@ LARGE_BATCH = 1024  # minibatch() uses every core from this batch size on
 
 
 def _epochs(loader, weights, optimizers, totals, after_epoch, bar) -> None:
+    buffers: dict = {}  # the step's work tensors, reused from step to step
     for epoch in range(len(totals)):
+        step = None  # rebuilt every epoch: after_epoch may change an optimizer (its rate, a hook)
         for Xb, yb in loader:  # (S, b, D+1), (S, b)
-            totals[epoch].add_(_minibatch_step(Xb, yb, weights))  # fills every W.grad
-            _step(optimizers)
+            totals[epoch].add_(_minibatch_step(Xb, yb, weights, buffers))  # fills every W.grad
+            if step is None:
+                _step(optimizers)  # the first step creates the optimizers' state ...
+                step = _step_plan(optimizers)  # ... which the plan steps in place from now on
+            else:
+                step()
             if bar is not None:
                 bar.update(1)
         if after_epoch is not None:
@@ -214,25 +220,45 @@ def _step(optimizers) -> None:
     signature has been the same since PyTorch 2.0; a test compares it with ``step()`` bit for bit. Every other
     optimizer, and every optimizer where this PyTorch lacks the kernel, calls ``step()``.
     """
+    _step_plan(optimizers)()
+
+
+def _step_plan(optimizers) -> Callable[[], None]:
+    """:func:`_step` for the optimizers as they are now: a function that takes one step of each.
+
+    The plan holds the tensors of each group of fused Adams (parameters, gradients, state), so it stays
+    valid while those tensors are updated in place, as :func:`minibatch` does (the gradients are written
+    into ``W.grad``, the state is created by the first step); build a new one when a tensor is replaced
+    or an optimizer's settings or hooks change.
+    """
     together: dict[tuple, list] = {}
+    own_step = []
     for opt in optimizers:
         key = _fused_adam_key(opt)
         if key is None:
-            opt.step()
+            own_step.append(opt)
         else:
             together.setdefault(key, []).append(opt)
+    groups = []
     for (lr, beta1, beta2, eps, weight_decay), group in together.items():
         params = [p for opt in group for p in opt.param_groups[0]["params"]]
         states = [opt.state[p] for opt in group for p in opt.param_groups[0]["params"]]
-        steps = [s["step"] for s in states]
+        tensors = ([p.detach() for p in params], [p.grad for p in params], [s["exp_avg"] for s in states],
+                   [s["exp_avg_sq"] for s in states], [s["step"] for s in states])
+        groups.append((tensors, dict(amsgrad=False, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+                                     eps=eps, maximize=False, grad_scale=None, found_inf=None)))
+
+    def step() -> None:
+        for opt in own_step:
+            opt.step()
         with torch.no_grad():
-            # what torch.optim.adam._fused_adam does for CPU tensors of one dtype: count the step, then
-            # the fused kernel
-            torch._foreach_add_(steps, 1)
-            torch._fused_adam_(
-                [p.detach() for p in params], [p.grad for p in params], [s["exp_avg"] for s in states],
-                [s["exp_avg_sq"] for s in states], [], steps, amsgrad=False, lr=lr, beta1=beta1, beta2=beta2,
-                weight_decay=weight_decay, eps=eps, maximize=False, grad_scale=None, found_inf=None)
+            for (p, g, m, v, steps), settings in groups:
+                # what torch.optim.adam._fused_adam does for CPU tensors of one dtype: count the step,
+                # then the fused kernel
+                torch._foreach_add_(steps, 1)
+                torch._fused_adam_(p, g, m, v, [], steps, **settings)
+
+    return step
 
 
 def _fused_adam_key(opt):
@@ -254,23 +280,36 @@ def _fused_adam_key(opt):
     return (g["lr"], g["betas"][0], g["betas"][1], g["eps"], g["weight_decay"])
 
 
-def _minibatch_step(Xb: torch.Tensor, yb: torch.Tensor, weights: Sequence[torch.Tensor]) -> torch.Tensor:
+def _minibatch_step(Xb: torch.Tensor, yb: torch.Tensor, weights: Sequence[torch.Tensor],
+                    buffers: dict | None = None) -> torch.Tensor:
     """Summed losses (S, R) of R models (each W: (S, K, D+1)) on one batch; writes each gradient into W.grad.
 
     The formula of :func:`_grouped` for one minibatch: one product for the scores of all R models, one for
     their gradients (small batches are dominated by the number of operations per step, not their size).
+    ``buffers``: a dict in which the step keeps its work tensors from one call to the next (None: new ones).
     """
-    S, b, _ = Xb.shape
+    S, b, D1 = Xb.shape
     R, K = len(weights), weights[0].shape[1]
-    W = weights[0].detach() if R == 1 else torch.cat([w.detach() for w in weights], dim=1)  # (S, R*K, D+1)
+    buffers = {} if buffers is None else buffers
+    if R == 1:
+        W = weights[0].detach()
+    else:
+        W = buffers.get("W")
+        if W is None or W.shape != (S, R * K, D1) or W.dtype != weights[0].dtype:
+            W = buffers["W"] = torch.empty((S, R * K, D1), dtype=weights[0].dtype)
+            buffers["grad"] = torch.empty_like(W)
+        torch.cat([w.detach() for w in weights], dim=1, out=W)  # (S, R*K, D+1)
     logp = torch.log_softmax(torch.bmm(Xb, W.transpose(1, 2)).view(S, b, R, K), dim=-1)
     label = yb.reshape(S, b, 1, 1).expand(S, b, R, 1)
     loss = logp.gather(-1, label).sum(1).neg_().view(S, R)  # summed over the batch
-    G = logp.exp_().scatter_add_(-1, label, torch.full((S, b, R, 1), -1.0, dtype=W.dtype)).div_(b)  # (S - Y) / B
+    minus_one = buffers.get((S, b, R))
+    if minus_one is None or minus_one.dtype != W.dtype:
+        minus_one = buffers[(S, b, R)] = torch.full((S, b, R, 1), -1.0, dtype=W.dtype)
+    G = logp.exp_().scatter_add_(-1, label, minus_one).div_(b)  # (S - Y) / B
     if R == 1:
         torch.bmm(G.view(S, b, K).transpose(1, 2), Xb, out=weights[0].grad)
     else:
-        grad = torch.bmm(G.view(S, b, R * K).transpose(1, 2), Xb).view(S, R, K, -1)
+        grad = torch.bmm(G.view(S, b, R * K).transpose(1, 2), Xb, out=buffers["grad"]).view(S, R, K, -1)
         for r, w in enumerate(weights):
             w.grad.copy_(grad[:, r])
     return loss

@@ -211,3 +211,45 @@ def test_adams_stepped_together_are_bitwise_their_own_steps():
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert len(c_sep) == len(c_tog) == len(grads)  # the hooked Adam took its own step()
     assert sr._fused_adam_key(opts[1]) is not None and sr._fused_adam_key(opts[3]) is None  # the fast path ran
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_minibatch_is_bitwise_one_step_after_another(dtype):
+    """minibatch() keeps its work tensors and its optimizer step plan from step to step: the same bits as
+    computing each step anew and calling every optimizer's step(), for two models sharing the batches
+    (fused Adams, one with state carried over from an earlier run, and gradient descent) over epochs with
+    a short last batch."""
+    X, y, k = problem(n=50, dtype=dtype)
+    Xa = sr.augment(X)
+
+    def models():
+        W = torch.zeros(2, k, Xa.shape[1], dtype=dtype, requires_grad=True)
+        V = torch.zeros(2, k, Xa.shape[1], dtype=dtype, requires_grad=True)
+        U = torch.zeros(2, k, Xa.shape[1], dtype=dtype, requires_grad=True)
+        return [(W, sr.make_optimizer("Adam", [W], 0.01)), (V, sr.make_optimizer("Adam", [V], 0.003)),
+                (U, sr.make_optimizer("gradient descent", [U], 0.05))]
+
+    runs = []
+    for planned in (True, False):
+        ms = models()
+        sr.minibatch(batched.Loader(Xa, y, 16, [0, 1]), ms[1:2], 1)  # V's Adam carries its state over
+        loader = batched.Loader(Xa, y, 7, [3, 4])
+        if planned:
+            losses = sr.minibatch(loader, ms, 3)
+        else:
+            for W, _ in ms:
+                W.grad = torch.zeros_like(W)
+            totals = torch.zeros(3, 2, len(ms), dtype=torch.float64)
+            for epoch in range(3):
+                for Xb, yb in loader:
+                    totals[epoch].add_(sr._minibatch_step(Xb, yb, [W for W, _ in ms]))
+                    for _, opt in ms:
+                        opt.step()
+            losses = (totals / loader.n).permute(2, 1, 0).numpy()
+        runs.append((losses, [W.detach().clone() for W, _ in ms], [dict(o.state[W]) for W, o in ms]))
+    (l_plan, w_plan, s_plan), (l_ref, w_ref, s_ref) = runs
+    np.testing.assert_array_equal(l_plan, l_ref)
+    for a, b in zip(w_plan, w_ref):
+        assert torch.equal(a, b)
+    for a, b in zip(s_plan, s_ref):
+        assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
