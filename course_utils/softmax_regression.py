@@ -23,7 +23,8 @@ all their seeds, learning rates and optimizers at the cost of a few runs.
   (``tests/test_softmax_regression.py``).
 
 Weights start at zero, as in the chapter. Nothing here is specific to images: ``X`` is any float
-matrix with one example per row.
+matrix with one example per row. Training runs on the CPU (chapter 4's sizes are CPU-sized): tensors on
+another device are refused with a message that says so.
 """
 from __future__ import annotations
 
@@ -87,6 +88,13 @@ def make_optimizer(name: str, params, lr: float, momentum: float = 0.9) -> torch
     raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(map(repr, OPTIMIZERS))}")
 
 
+def _on_cpu(where: str, **tensors: torch.Tensor) -> None:
+    for name, t in tensors.items():
+        if t.device.type != "cpu":
+            raise ValueError(f"{where}: {name} is on {t.device}, but this softmax regression trains on the CPU; "
+                             "keep the data and the weights on the CPU (build the batched.Loader without device=)")
+
+
 def _zeros(shape, dtype) -> torch.Tensor:
     p = torch.zeros(shape, dtype=dtype, requires_grad=True)
     p.grad = torch.zeros_like(p)
@@ -105,6 +113,7 @@ def full_batch(Xa: torch.Tensor, y: torch.Tensor, settings: Sequence[tuple[str, 
     use every core (``runtime.blas_threads(None)``); the thread setting is restored afterwards.
     """
     num_steps = validation.positive_int("full_batch: num_steps", num_steps)
+    _on_cpu("full_batch", Xa=Xa, y=y)
     if not settings:
         raise ValueError("full_batch: no settings given; pass a list of (optimizer name, learning rate)")
     if Xa.ndim not in (2, 3) or y.shape != Xa.shape[:-1]:
@@ -172,6 +181,8 @@ def minibatch(loader, models: Sequence[tuple[torch.Tensor, torch.optim.Optimizer
     num_epochs = validation.positive_int("minibatch: num_epochs", num_epochs)
     if not models:
         raise ValueError("minibatch: no models given; pass a list of (weights, optimizer) pairs")
+    _on_cpu("minibatch", **{"the loader's X": loader.X, "the loader's y": loader.y},
+            **{f"models[{r}]'s W": W for r, (W, _) in enumerate(models)})
     S = loader.num_members
     for W, _ in models:
         if W.ndim != 3 or W.shape[0] != S or W.shape[2] != loader.X.shape[-1]:

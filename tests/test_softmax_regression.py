@@ -253,3 +253,19 @@ def test_minibatch_is_bitwise_one_step_after_another(dtype):
         assert torch.equal(a, b)
     for a, b in zip(s_plan, s_ref):
         assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_tensors_off_the_cpu_are_refused_with_what_to_do():
+    """Training runs on the CPU: data or weights on another device (here PyTorch's "meta" device, which
+    every machine has) get a message naming the tensor and the fix, not a device mismatch deep inside."""
+    X, y, k = problem(dtype=torch.float32)
+    Xa = sr.augment(X)
+    with pytest.raises(ValueError, match=r"full_batch: Xa is on meta.*on the CPU"):
+        sr.full_batch(Xa.to("meta"), y, [("Adam", 0.1)], 2, k)
+    W = torch.zeros(2, k, Xa.shape[1], requires_grad=True)
+    with pytest.raises(ValueError, match=r"minibatch: the loader's X is on meta.*without device="):
+        sr.minibatch(batched.Loader(Xa, y, 8, [0, 1], device="meta"), [(W, sr.make_optimizer("Adam", [W], 0.1))], 1)
+    V = torch.zeros(2, k, Xa.shape[1], device="meta", requires_grad=True)
+    with pytest.raises(ValueError, match=r"minibatch: models\[1\]'s W is on meta"):
+        sr.minibatch(batched.Loader(Xa, y, 8, [0, 1]), [(W, sr.make_optimizer("Adam", [W], 0.1)),
+                                                         (V, sr.make_optimizer("Adam", [V], 0.1))], 1)
