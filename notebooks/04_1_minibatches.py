@@ -22,8 +22,8 @@
 # of hands showing letters), and the model of the source notes, softmax regression. It shows
 # what a minibatch and an epoch are and how PyTorch's `TensorDataset` and `DataLoader` produce
 # them, derives how large a step gradient descent can take on raw pixels, and then repeats the
-# notes' first experiment at their settings on all 27,455 training images: full-batch training
-# for 200 epochs with gradient descent, momentum and Adam at the notes' two learning rates.
+# notes' first experiment on all 27,455 training images: full-batch training with gradient
+# descent, momentum and Adam at the notes' two learning rates, for 50 epochs (the notes run 200).
 # [Chapter 4.2](04_2_batch_size.ipynb) turns to minibatches of different sizes and the test set,
 # and [chapter 4.3](04_3_learning_rates.ipynb) to the choice of the learning rate.
 #
@@ -61,9 +61,10 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 SEED = 0
-# The notes' first experiment at their settings, on every training image: about half a
-# minute on 2 CPU cores. With a GPU, add learning rates or epochs.
-NUM_EPOCHS_FULL = 200  # full-batch epochs (one step each)
+# The notes' first experiment at their learning rates, on every training image: 50
+# epochs take about ten seconds on 2 CPU cores. The notes run 200 (the last exercise;
+# four times as long). With a GPU, add learning rates or epochs.
+NUM_EPOCHS_FULL = 50  # full-batch epochs (one step each); the notes' 200
 LRS_NOTES = (1e-6, 2e-5)  # the notes' small_alpha and large_alpha, for all three
 MOMENTUM = 0.9
 
@@ -468,16 +469,18 @@ print(
 # rate, $2\times10^{-5}$, is far above both.
 #
 # (sec-ch04-full-batch)=
-# ## The notes' first experiment: full batch, 200 epochs
+# ## The notes' first experiment: full batch, 50 epochs
 #
 # With the whole training set as the batch, every step uses the exact gradient and an epoch is
 # a single step. The source notes train softmax regression this way for 200 epochs with
 # gradient descent, momentum ($\beta = 0.9$) and Adam (PyTorch's defaults), each at the same two
-# learning rates, `small_alpha` $= 10^{-6}$ and `large_alpha` $= 2\times10^{-5}$. With the full
-# batch and weights that start at zero there is nothing random in a run, so one run per setting
-# is the whole experiment. The six runs train together: one matrix product computes all six
-# models' scores at each step (the gradient {eq}`eq-softmax-regression` for each), and each
-# model's own `torch.optim` optimizer takes its step.
+# learning rates, `small_alpha` $= 10^{-6}$ and `large_alpha` $= 2\times10^{-5}$. We run 50
+# epochs, a quarter of their budget, which is enough to see what each rate does to each
+# optimizer; the last exercise runs all 200. With the full batch and weights that start at
+# zero there is nothing random in a run, so one run per setting is the whole experiment. The
+# six runs train together: one matrix product computes all six models' scores at each step
+# (the gradient {eq}`eq-softmax-regression` for each), and each model's own `torch.optim`
+# optimizer takes its step.
 
 # %%
 settings = [(name, lr) for name in sr.OPTIMIZERS for lr in LRS_NOTES]
@@ -489,11 +492,11 @@ full_acc = sr.accuracy(sr.augment(X), y, full_W).numpy()
 
 # %% [markdown]
 # The table gives, for each run, whether its rate is above the optimizer's limit at
-# $\tilde W = 0$ (for gradient descent and momentum), the loss after 200 epochs, the highest loss
+# $\tilde W = 0$ (for gradient descent and momentum), the loss after 50 epochs, the highest loss
 # along the way, and the accuracy on the training images.
 
 
-# %% tags=["nbval-measured"] tolerance={"abs": 19.0, "rel": 0.86}
+# %% tags=["nbval-measured"] tolerance={"abs": 170.0, "rel": 2.1}
 def above_limit(name, lr):
     return "-" if name not in limits else "yes" if lr > limits[name] else "no"
 
@@ -538,13 +541,14 @@ assert all(np.all(np.diff(v) <= 1e-6) for v in [*small.values(), adam_small])
 assert small["momentum"][-1] < min(small["gradient descent"][-1], adam_small[-1])
 for name in limits:  # above the limit: far above the start, and never back near it
     assert large[name].max() > 10 * log_k and large[name][-1] > small["momentum"][-1]
-best = int(np.argmin(full_losses[-1]))
-assert settings[best] == ("Adam", LRS_NOTES[1])
+others = [v[-1] for v in [*small.values(), adam_small, *large.values()]]
+assert sorted(others)[:2] == [small["momentum"][-1], large["Adam"][-1]]
 print(
     "Checked: below the limit every run falls at every epoch; above it gradient "
     "descent\n"
-    "and momentum rise more than ten times above log K; Adam at the large rate ends "
-    "lowest."
+    "and momentum rise more than ten times above log K; momentum at the small rate "
+    "ends\n"
+    "lowest, Adam at the large rate second."
 )
 
 # %% [markdown]
@@ -552,23 +556,25 @@ print(
 #
 # - **Below the limit** ($10^{-6}$), every optimizer lowers the loss at every epoch. Momentum
 #   gets furthest, because its velocity accumulates up to $1/(1-\beta) = 10$ steps' worth of
-#   gradient; gradient descent and Adam are still far from the minimum after 200 epochs.
+#   gradient; gradient descent and Adam are still far from the minimum after 50 epochs.
 # - **Above the limit** ($2\times10^{-5}$), gradient descent and momentum overshoot from the first
-#   epochs: the loss climbs to more than ten times its start, and after 200 epochs it is still far
-#   above where momentum at the small rate ended. The limit describes the curvature at
-#   $\tilde W = 0$ only; once the weights grow, the softmax saturates and the loss of a confident
-#   mistake grows with the scores, which is why these runs can be right about many training
-#   images while their loss is huge. Where such a run ends is sensitive to the smallest rounding
-#   differences, as unstable dynamics are: on another computer these two rows show other numbers,
-#   still far above the stable runs.
+#   epochs: the loss climbs to more than ten times its start, and after 50 epochs it is still far
+#   above where every stable run ended, with the lowest training accuracies of the table. The
+#   limit describes the curvature at $\tilde W = 0$ only; once the weights grow, the softmax
+#   saturates and the loss of a confident mistake grows with the scores, without bound. Where
+#   such a run ends is sensitive to the smallest rounding differences, as unstable dynamics are:
+#   on another computer these two rows show other numbers, still far above the stable runs.
 # - **Adam** scales each coordinate's step by a running estimate of the gradient's size, so its
 #   learning rate is roughly the step in parameter units, whatever the gradient's scale. At
-#   $2\times10^{-5}$ its first step overshoots (the loss rises above $\log K$ once), then it ends
-#   lowest of all six. At $10^{-6}$ its steps are too short to get far in 200 epochs.
+#   $2\times10^{-5}$ its first step overshoots (the loss rises above $\log K$ once), then it
+#   descends and ends second of the six, behind momentum at the small rate. At $10^{-6}$ its
+#   steps are too short to get far in 50 epochs.
 #
-# So on their own data the notes' observation holds: of the two rates, only Adam tolerates the
-# large one, and with it Adam ends lowest. This is one budget at two hand-picked rates;
-# [chapter 4.3](04_3_learning_rates.ipynb) gives every optimizer its own best rate before
+# So on their own data the first half of the notes' observation holds: of the two rates, only
+# Adam tolerates the large one. The second half, that Adam then converges fastest, does not
+# show in 50 epochs: momentum at the small rate is still ahead. Whether Adam overtakes it within
+# the notes' 200 epochs is the last exercise. Either way this is one budget at two hand-picked
+# rates; [chapter 4.3](04_3_learning_rates.ipynb) gives every optimizer its own best rate before
 # ranking them.
 #
 # ## Summary
@@ -583,9 +589,11 @@ print(
 # - Softmax regression's gradient is $(S - Y)^\top \tilde X / N$; at $\tilde W = 0$ its Hessian
 #   has a closed form, and gradient descent's stable learning rate at the start is
 #   $2K/\lambda_{\max}(C)$, tiny on raw pixels because the pixels are large.
-# - The notes' first experiment (full batch, 200 epochs): at $10^{-6}$, below the limit, every
-#   optimizer descends and momentum gets furthest; at $2\times10^{-5}$ gradient descent and
-#   momentum blow up while Adam ends lowest of all six runs. Adam tolerates the larger rate.
+# - The notes' first experiment (full batch, 50 of their 200 epochs): at $10^{-6}$, below the
+#   limit, every optimizer descends and momentum gets furthest; at $2\times10^{-5}$ gradient
+#   descent and momentum blow up while Adam descends, second only to momentum at the small rate.
+#   Adam tolerates the larger rate; whether it also converges faster, two rates and one budget
+#   cannot say.
 #
 # ## Exercises
 #
@@ -593,7 +601,7 @@ print(
 # :label: ex-ch4-steps
 #
 # The Sign Language MNIST training set has $N = 27{,}455$ images. For each batch size of the
-# sweep ($8$, $16$, $64$, $1{,}024$ and $4{,}096$), how many optimizer steps are there in
+# notes' sweep ($8$, $16$, $64$, $1{,}024$ and $4{,}096$), how many optimizer steps are there in
 # $20$ epochs, and how many images does the last batch of each epoch hold (with
 # `drop_last=False`, the default)?
 # ```
@@ -612,7 +620,7 @@ print(
 # | $1{,}024$ | $27$ | $540$ | $831$ |
 # | $4{,}096$ | $7$ | $140$ | $2{,}879$ |
 #
-# The steps per epoch are the table's column in {ref}`sec-ch04-batch-size`. In code:
+# The steps per epoch from $16$ on are the table's column in {ref}`sec-ch04-batch-size`. In code:
 # `math.ceil(27455 / B)` and `27455 - (math.ceil(27455 / B) - 1) * B`, or `len(loader)` and
 # the length of the last batch of a `DataLoader`.
 # ```
@@ -638,25 +646,34 @@ print(
 # others. The check in {ref}`sec-ch04-minibatches` shows the effect on a frozen model.
 # ```
 #
-# ```{exercise} Momentum at the large rate
+# ```{exercise} The notes' 200 epochs
 # :label: ex-ch4-momentum-large
 #
-# Momentum at $2\times10^{-5}$ ends with a loss above $\log K$ but gets most training images
-# right. Compute, for that run's final weights (`full_W[3]`), the mean loss of the training
-# images it classifies correctly and of those it gets wrong. What makes the mean loss so large?
+# Set `NUM_EPOCHS_FULL = 200`, the notes' budget, and run the experiment again (it takes four
+# times as long). Does Adam at $2\times10^{-5}$ overtake momentum at $10^{-6}$, and by how much?
+# Then look at momentum at $2\times10^{-5}$: compare its training accuracy with its loss, and
+# compute, for that run's final weights (`full_W[3]`), the mean loss of the training images it
+# classifies correctly and of those it gets wrong. What makes the mean loss so large?
 # ```
 #
 # ```{solution} ex-ch4-momentum-large
 # :class: dropdown
 #
+# Compare the last row of the two stable runs in the new table, or plot their curves: Adam at
+# the large rate keeps closing the gap that the 50-epoch figure shows. The notes report it
+# lowest after 200 epochs; whichever ends ahead in your run, the margin is small next to the
+# gap between the stable and the unstable runs, too close a race for two hand-picked rates to
+# settle, which is why chapter 4.3 gives every optimizer its own best rate.
+#
 # With `scores = sr.augment(X) @ full_W[3].T`, the per-example losses are
 # `F.cross_entropy(scores, y, reduction="none")` and the predictions `scores.argmax(1)`. The
-# correctly classified images have a loss near zero; the misclassified ones, about a fifth of
-# the images, have losses of several to tens of nats, because after the blow-up the scores are
-# large and a confident mistake costs the gap between the wrong class's score and the right
-# one's. Those mistakes carry nearly all of the mean: a large loss with a good accuracy is the
-# signature of an overconfident model, and the loss, not the accuracy, is what gradient descent
-# sees.
+# correctly classified images have a loss near zero; the misclassified ones have losses of
+# several to tens of nats, because after the blow-up the scores are large and a confident
+# mistake costs the gap between the wrong class's score and the right one's. Those mistakes
+# carry nearly all of the mean: a large loss with many images right is the signature of an
+# overconfident model, and the loss, not the accuracy, is what gradient descent sees. How many
+# images such a run gets right depends on where its blow-up left the weights, which differs
+# from machine to machine.
 # ```
 #
 # ## References

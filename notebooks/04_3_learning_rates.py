@@ -57,23 +57,24 @@ if "google.colab" in sys.modules:
 SEED = 0
 N_SEEDS = 3  # every comparison of trained runs uses seeds SEED, ..., SEED + N_SEEDS - 1
 # Each seed draws its own N_TRAIN training images, to keep this lecture within about
-# half a minute on 2 CPU cores. With a GPU or more patience, raise N_TRAIN (None: all
-# 27,455 images), the numbers of steps and the epochs.
+# 25 seconds on 2 CPU cores. With a GPU or more patience, raise N_TRAIN (None: all
+# 27,455 images), the numbers of steps and the epochs; the comments give larger
+# settings and roughly what they cost here.
 N_TRAIN = 2000
 N_SCALE = 500  # the input-scaling grid uses the first N_SCALE images of each draw
 MOMENTUM = 0.9
 # 1. Each optimizer on a grid of rates a factor of about 3 apart, full batch
-NUM_STEPS = 100
+NUM_STEPS = 50  # 100: about +5 s here, and Adam's grid then needs 1e-3 on top
 LRS_GRID = {
     "gradient descent": (3e-7, 1e-6, 3e-6, 1e-5),
-    "momentum": (3e-7, 1e-6, 3e-6, 1e-5),
-    "Adam": (3e-5, 1e-4, 3e-4, 1e-3),
+    "momentum": (3e-7, 1e-6, 3e-6),
+    "Adam": (3e-6, 1e-5, 3e-5, 1e-4, 3e-4),
 }
 # 2. Epochs to a target training loss against the learning rate: Adam, minibatches
 BATCH_SIZE = 32
 LRS_EPOCHS = (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 1e-3)
-NUM_EPOCHS = 20
-TARGET_LOSS = 1.6
+NUM_EPOCHS = 10  # 20 epochs to a TARGET_LOSS of 1.6: about +2 s here
+TARGET_LOSS = 2.0
 # 3. Input scaling: full batch, rates one decade apart
 NUM_STEPS_SCALE = 50
 LRS_SCALE = {
@@ -81,11 +82,12 @@ LRS_SCALE = {
     "Adam": tuple(10.0**k for k in range(-6, 1)),
 }
 # 4. A small CNN, and softmax regression trained with the same recipe
-CNN_CHANNELS = (8, 16)
+CNN_CHANNELS = (4, 8)  # (8, 16) for 5 epochs: about +3 s here
 CNN_HIDDEN = 64
-CNN_EPOCHS = 5
+CNN_EPOCHS = 4
 CNN_BATCH_SIZE = 32
 CNN_LR = 3e-3
+N_TEST = 2000  # scored on the first N_TEST test images (None: all 7,172, about +1 s)
 
 # %%
 import math
@@ -112,7 +114,8 @@ print(info)
 #
 # The data are those of chapter 4.1: Sign Language MNIST, raw pixels 0..255. Each seed draws its
 # own `N_TRAIN` training images at random, so that a result that holds on every seed holds on
-# several samples of the data, not on one; the test set is used whole.
+# several samples of the data, not on one. The test set is used only at the end, where the
+# models of the last section are scored on its first `N_TEST` images.
 
 # %%
 ds = data.load("sign-mnist", stand_in=True)
@@ -165,7 +168,7 @@ best_lr = {
 # or on some.
 
 
-# %% tags=["nbval-measured"] tolerance={"abs": 69.0, "rel": 1.3}
+# %% tags=["nbval-measured"] tolerance={"abs": 50.0, "rel": 1.1}
 def above(name, lr):
     if name not in limits:
         return "-"
@@ -181,7 +184,6 @@ table = pd.DataFrame(
         f"loss after {NUM_STEPS} steps": [
             stats.mean_range(final[s], ".3f") for s in settings
         ],
-        "best": ["<-" if best_lr[name] == lr else "" for name, lr in settings],
     }
 )
 print(
@@ -194,7 +196,7 @@ print(table.to_string(index=False))
 # At their best rates, and with the same seeds (the same draw of images and, in full batch,
 # nothing else random), the optimizers are paired: the book's rule compares them seed by seed.
 
-# %% tags=["nbval-measured"] tolerance={"abs": 0.37, "rel": 0.67}
+# %% tags=["nbval-measured"] tolerance={"abs": 0.26, "rel": 1.4}
 at_best = {name: final[name, lr] for name, lr in best_lr.items()}
 for name, lr in best_lr.items():
     print(
@@ -212,36 +214,41 @@ for a, b in [
     )
     diff = stats.signed(verdict[a, b].differences, ".3f")
     print(f"{a} - {b}, per seed: {diff} ({verdict[a, b].word('lower', 'higher')})")
-ratio = best_lr["Adam"] / max(best_lr["gradient descent"], best_lr["momentum"])
-print(f"Adam's best rate over the larger of the other two: a factor {ratio:.0f}")
 
 # %% tags=["remove-input"]
 for name, lrs in LRS_GRID.items():  # every best rate lies inside its grid
     assert lrs[0] < best_lr[name] < lrs[-1], name
     assert final[name, lrs[-1]].min() > 2 * final[name, best_lr[name]].max(), name
-assert ratio >= 10
 gd = grid_losses[
     :, :, settings.index(("gradient descent", best_lr["gradient descent"]))
 ]
 assert np.all(best_lr["gradient descent"] > limits["gradient descent"])
 assert np.all(gd[:20].max(0) > math.log(K)) and np.all(gd[-1] < math.log(K))
-mom_next = final["momentum", 3e-6]
-assert np.all(3e-6 < limits["momentum"]) and mom_next.min() > math.log(K)
+mom_next = grid_losses[:, :, settings.index(("momentum", 3e-6))]
+assert np.all(3e-6 < limits["momentum"]) and mom_next.max(0).min() > 3 * math.log(K)
+assert final["gradient descent", 1e-5].min() > 3 * math.log(K)
+gd_best = final["gradient descent", best_lr["gradient descent"]]
+assert all(final["Adam", lr].max() < gd_best.min() for lr in (1e-5, 3e-5))
 print(
     "Checked: every best rate lies inside its grid; gradient descent's best rate is "
     "above its\n"
-    "limit, rises above log K in its first steps and ends below it; momentum blows up "
-    "at\n"
-    "3e-06, below its limit, on every seed."
+    "limit, rises above log K in its first steps and ends below it; momentum at 3e-06, "
+    "below\n"
+    "its limit, climbs above 3 log K on every seed; gradient descent blows up at "
+    "1e-05, while\n"
+    "Adam at 1e-05 and at 3e-05 ends below gradient descent's best on every seed."
 )
 
 # %% [markdown]
 # At the same budget, each at its own best rate, momentum ends lowest, then Adam, then gradient
 # descent, and the rule resolves all three differences: each has the same sign on every seed.
-# Adam's best rate is 33 times the larger of the other two, so the first half of the notes'
-# claim holds (Adam tolerates much larger rates), but the second half does not hold here: at
-# its own best rate, Adam does not get further than momentum at momentum's best rate. A rate that works
-# matters more than the optimizer's name.
+# The first half of the notes' claim holds: Adam tolerates larger rates. Gradient descent blows
+# up at $10^{-5}$ and momentum already at $3\times10^{-6}$, while Adam ends below gradient
+# descent's best both at $10^{-5}$ and at $3\times10^{-5}$, ten times gradient descent's best
+# rate. (Those two rates of Adam end within the spread of the seeds of each other, so which of
+# them is best is not resolved: the question of Exercise 4.3.2.) The second half does not hold
+# here: at its own best rate, Adam does not get further than momentum at momentum's best rate.
+# A rate that works matters more than the optimizer's name.
 #
 # The grid also shows what the stability limit of chapter 4.1 does and does not say. Gradient
 # descent's best rate, $3\times10^{-6}$, is above its limit at $\tilde W = 0$: its loss rises
@@ -285,7 +292,7 @@ reached = scores <= TARGET_LOSS
 needed = np.where(reached.any(-1), reached.argmax(-1) + 1, np.inf)  # (rates, seeds)
 
 
-# %% tags=["nbval-measured"] tolerance={"abs": 8.0, "rel": null}
+# %% tags=["nbval-measured"] tolerance={"abs": 6.0, "rel": null}
 def epochs_text(e):
     return "never" if math.isinf(e) else f"{e:.0f}"
 
@@ -307,7 +314,7 @@ for r, lr in enumerate(LRS_EPOCHS):
 # for momentum, two neighbouring rates of the grid below their limits, after numbers of steps
 # that give the same $\eta t$.
 
-# %% tags=["nbval-measured"] tolerance={"abs": 0.6, "rel": 0.11}
+# %% tags=["nbval-measured"] tolerance={"abs": 0.8, "rel": 0.092}
 rate_pairs = {"gradient descent": (3e-7, 1e-6), "momentum": (3e-7, 1e-6)}
 apart = {}
 print("loss after t steps at rate eta, the same eta * t (mean over the seeds):")
@@ -377,12 +384,12 @@ print(
 #   limit this is the gradient flow: after the same $\eta t$, the runs at $3\times10^{-7}$ and
 #   $10^{-6}$ agree to three decimals (right panel: their curves lie on top of each other), so
 #   a rate three times smaller needs three times as many steps to any target.
-#   Momentum is near the law but not on it (5.5% apart): its velocity takes about
-#   $1/(1-\beta) = 10$ steps to build up, a large part of the 30 steps at the larger rate. Adam
-#   with minibatches needs 16 or 17 epochs at $3\times10^{-6}$, 7 or 8 at $10^{-5}$ and 5 or 6
-#   at $3\times10^{-5}$: fewer epochs at a larger rate, but less than in proportion, and at
-#   $10^{-6}$ no seed gets there within the budget of 20 epochs.
-# - **Large rates: no gain, then never.** At $10^{-4}$ the seeds disagree widely (3 to 9 epochs):
+#   Momentum is near the law but not on it (8.7% apart): its velocity takes about
+#   $1/(1-\beta) = 10$ steps to build up, a large part of the 15 steps at the larger rate. Adam
+#   with minibatches needs 8 or 9 epochs at $3\times10^{-6}$, 4 at $10^{-5}$ and 3 at
+#   $3\times10^{-5}$: fewer epochs at a larger rate, but less than in proportion, and at
+#   $10^{-6}$ no seed gets there within the budget of 10 epochs.
+# - **Large rates: no gain, then never.** At $10^{-4}$ the seeds disagree widely (3 to 6 epochs):
 #   the loss jumps up and down from epoch to epoch. At $10^{-3}$ no seed reaches the target. For
 #   full-batch gradient descent this edge is the stability limit; for minibatch Adam it is where
 #   the steps become so long that each batch's noise throws the weights around.
@@ -607,7 +614,8 @@ def softmax_regression_images(num_classes):
 
 mean_px, std_px = X_all.mean().item(), X_all.std().item()
 images = ((X_all - mean_px) / std_px).reshape(-1, 1, 28, 28)
-images_test = ((X_test - mean_px) / std_px).reshape(-1, 1, 28, 28)
+images_test = ((X_test[:N_TEST] - mean_px) / std_px).reshape(-1, 1, 28, 28)
+y_eval = y_test[:N_TEST]  # the first N_TEST test images, the same for every model
 contenders = {"softmax regression": softmax_regression_images, "small CNN": small_cnn}
 accuracy, n_params = {}, {}
 for name, build in contenders.items():
@@ -620,11 +628,12 @@ for name, build in contenders.items():
     loader = batched.Loader(images, y_all, CNN_BATCH_SIZE, SEEDS, subsets=draws)
     optimizer = batched.optimizer(net, torch.optim.Adam, lr=CNN_LR)
     batched.fit(net, loader, optimizer=optimizer, num_epochs=CNN_EPOCHS, desc=name)
-    accuracy[name] = batched.evaluate(net, images_test, y_test)[1]
+    accuracy[name] = batched.evaluate(net, images_test, y_eval)[1]
 
-# %% tags=["nbval-measured"] tolerance={"abs": 15.0, "rel": 1.5}
+# %% tags=["nbval-measured"] tolerance={"abs": 17.0, "rel": 4.7}
 print(
-    f"{data_label}: {N:,} training images per seed, all {len(y_test):,} test images;\n"
+    f"{data_label}: {N:,} training images per seed, {len(y_eval):,} of the "
+    f"{len(y_test):,} test images;\n"
     f"standardized pixels, Adam {CNN_LR:.0e}, batch {CNN_BATCH_SIZE}, {CNN_EPOCHS} "
     "epochs"
 )
@@ -639,19 +648,19 @@ print(f"CNN - softmax regression, per seed: {diff} points ({cnn_verdict.word()})
 
 # %% [markdown]
 # With the same images, loop, optimizer and number of epochs, the CNN is ahead of softmax
-# regression on every seed, by ten to seventeen points; the rule resolves the difference. Softmax
+# regression on every seed, by 3.5 to 11.7 points; the rule resolves the difference. Softmax
 # regression with this recipe lands a few points below chapter 4.2's runs, which saw all 27,455
 # images for 20 epochs: a better recipe speeds it up, but its accuracy is limited by the model,
 # which can only weigh each pixel on its own, wherever the hand is in the image. These are numbers
-# for `N_TRAIN` training images and `CNN_EPOCHS` epochs, chosen for a CPU budget; the parameters
-# cell is where to raise both.
+# for a small CNN (`CNN_CHANNELS`), `N_TRAIN` training images, `CNN_EPOCHS` epochs and `N_TEST`
+# test images, chosen for a CPU budget; the parameters cell is where to raise them.
 #
 # ## Summary
 #
 # - A fair comparison of optimizers gives each the same budget and its own best rate from a
 #   grid, and compares them by the book's rule. Here momentum, at its best rate, ended below
-#   Adam at Adam's best rate on every seed, and both below gradient descent; Adam's best rate
-#   was at least 33 times theirs.
+#   Adam at Adam's best rate on every seed, and both below gradient descent; Adam still ended
+#   below gradient descent's best at a rate where gradient descent and momentum blew up.
 # - The stability limit at $\tilde W = 0$ describes the start of a run: a rate a little above
 #   it can recover, and a rate below it can still blow up later.
 # - Below the edge, a larger learning rate needs fewer epochs: exactly in proportion for
@@ -752,7 +761,7 @@ print(f"CNN - softmax regression, per seed: {diff} points ({cnn_verdict.word()})
 # For full-batch gradient descent below the stability limit, the loss after $t$ steps depends
 # on $\eta t$ only. Use the grid's curves to find the number of steps that gradient descent at
 # $10^{-6}$ needs to reach the loss that $3\times10^{-7}$ reached after `NUM_STEPS` steps, and
-# compare with the prediction $t = 100 \cdot 3\times10^{-7}/10^{-6} = 30$.
+# compare with the prediction $t = 50 \cdot 3\times10^{-7}/10^{-6} = 15$.
 # ```
 #
 # ```{solution} ex-ch4-eta-t
@@ -761,8 +770,8 @@ print(f"CNN - softmax regression, per seed: {diff} points ({cnn_verdict.word()})
 # With `c = settings.index(("gradient descent", 1e-6))` and the target
 # `grid_losses[NUM_STEPS, :, settings.index(("gradient descent", 3e-7))]`, the first step `t`
 # with `grid_losses[t, k, c] <= target[k]` is the answer for seed `k`. The table of
-# {ref}`sec-ch04-epochs-vs-lr` shows the two losses at $t = 100$ and $t = 30$ within a fraction
-# of a percent, so the answer is 30 steps, or one step either side: the gradient flow's law.
+# {ref}`sec-ch04-epochs-vs-lr` shows the two losses at $t = 50$ and $t = 15$ within a fraction
+# of a percent, so the answer is 15 steps, or one step either side: the gradient flow's law.
 # ```
 #
 # ## References
