@@ -21,7 +21,7 @@
 # the optimizers of [chapter 3](03_optimizers.ipynb) take the steps. No automatic-differentiation
 # library is involved; PyTorch appears only as a referee that checks our gradients.
 # Backpropagation through a whole network turns out to be the chain rule applied layer after
-# layer. We then train the network on 54,000 clothing images, look closely at the mistakes it
+# layer. We then train the network on 20,000 clothing images, look closely at the mistakes it
 # makes, and let the six optimizers of chapter 3 train a smaller one with two different losses.
 # [Chapter 5.2](05_2_hyperparameter_sweep.ipynb) asks which hyperparameters to choose.
 #
@@ -62,10 +62,15 @@ if "google.colab" in sys.modules:
 # comparison of trained configurations runs N_SEEDS seeds: SEED, SEED + 1, ...
 SEED = 0
 N_SEEDS = 3
-# Section 5 (losses and optimizers): 6 optimizers x 2 losses x N_SEEDS runs of a small
-# network on a stratified subset. A reader with a GPU or time may raise both.
-CMP_TRAIN = 5_000  # training images
-CMP_EPOCHS = 5
+# Section 3 (train.py's defaults, 10 epochs): trained on a stratified subset of
+# FULL_TRAIN of the 54,000 training images; None trains on all of them (about +25 s
+# here).
+FULL_TRAIN = 20_000
+# Section 4 (losses and optimizers): 6 optimizers x 2 losses x N_SEEDS runs of a small
+# network on a stratified subset. A reader with a GPU or time may raise both: 5_000
+# images for 5 epochs cost about +6 s here.
+CMP_TRAIN = 3_000  # training images
+CMP_EPOCHS = 4
 # Two configurations trained on the same seeds differ (are "resolved") when every seed's
 # difference has the same sign and exceeds MARGIN points of accuracy.
 MARGIN = 0.5
@@ -386,13 +391,26 @@ print(
 
 # %% [markdown]
 # (sec-ch05-full)=
-# ### The network trained on 54,000 images
+# ### The network trained on 20,000 images
 #
 # We train `train.py`'s default configuration ([chapter 5.2](05_2_hyperparameter_sweep.ipynb)
 # shows where it comes from and how it compares): four hidden layers of 128 ReLU units, Xavier
 # initialisation, NAdam at a peak learning rate of $10^{-3}$, batches of 16, ten epochs, no weight
-# decay. It trains on the full 54,000-image training split with the chapter's seed, is validated
-# after each epoch and tested once at the end.
+# decay. It trains on a stratified subset of `FULL_TRAIN` = 20,000 of the 54,000 training
+# images (a `parameters` value: `None` trains on all of them, at almost three times the cost),
+# drawn with the chapter's seed, is validated after each epoch on the 6,000 validation images and
+# tested once at the end.
+
+# %%
+if FULL_TRAIN is None:  # all the training images
+    X_full, y_full = X_tr, y_tr
+else:
+    _, X_full_img, _, y_full = data.train_val_split(
+        X_tr_img, y_tr, val_fraction=FULL_TRAIN / len(y_tr), seed=SEED
+    )
+    X_full = scaler.transform(X_full_img)
+print(f"training on {len(y_full):,} of the {len(y_tr):,} training images")
+print("images per class:", np.bincount(y_full).tolist())
 
 # %%
 args = cli.build_parser().parse_args([])  # train.py's defaults
@@ -409,8 +427,8 @@ net = network.FeedForwardNet(
 t0 = time.process_time()
 history = network.train(
     net,
-    X_tr,
-    y_tr,
+    X_full,
+    y_full,
     X_val=X_val,
     y_val=y_val,
     optimizer=args.optimizer,
@@ -426,7 +444,7 @@ train_cpu = time.process_time() - t0
 test_loss, test_acc = net.evaluate(X_test, y_test)
 print(net)
 
-# %% tags=["nbval-measured"] tolerance={"abs": 6.0, "rel": 1.6}
+# %% tags=["nbval-measured"] tolerance={"abs": 3.2, "rel": 2.8}
 print(
     history[["epoch", "train_loss", "val_loss", "train_acc", "val_acc"]].to_string(
         index=False,
@@ -470,26 +488,28 @@ axes[1].axhline(
 axes[1].set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
 for a in axes:
     a.legend()
-fig.suptitle("train.py's defaults on the full training split")
+fig.suptitle(f"train.py's defaults on {len(y_full):,} training images")
 plt.show()
 
 # %% [markdown]
-# With all 54,000 images the network ends at 89.8% validation accuracy. The source assignment's
-# report gives a validation accuracy of $90.21\%$ for its best configuration: one run each, on
-# other validation images and with other code, so the two are close and no more can be said. The
-# test accuracy, 89.3%, is 0.5 points below our final validation accuracy. Some of that gap may
-# be selection, since the defaults were chosen because they did well on these validation images
+# With 20,000 training images the network ends at 88.8% validation accuracy. The source
+# assignment's report gives a validation accuracy of $90.21\%$ for its best configuration,
+# trained on its whole training split. With one run each, other validation images, other code
+# and fewer training images here, the two numbers cannot be compared closely; a reader who sets
+# `FULL_TRAIN = None` trains on all 54,000. The test accuracy, 88.2%, is 0.5 points below our
+# final validation accuracy. Some of that gap may be selection, since the defaults were chosen
+# because they did well on these validation images
 # ([chapter 5.2](05_2_hyperparameter_sweep.ipynb)), and some is sampling noise: with 6,000
-# validation images one {term}`standard error` of an accuracy near 90% is
-# $\sqrt{0.9 \cdot 0.1 / 6000} \approx 0.4$ points, and with 10,000 test images $0.3$ points.
+# validation images one {term}`standard error` of an accuracy near 88% is
+# $\sqrt{0.88 \cdot 0.12 / 6000} \approx 0.4$ points, and with 10,000 test images $0.3$ points.
 #
 # The curves show the usual overfitting signature, with a twist. The training loss keeps falling,
-# to 0.117, while the validation loss is lowest after epoch 6 (0.298) and then rises, to 0.331 at
-# the end; yet the validation *accuracy* does not fall with it (89.7% after epoch 6, 89.8% at the
-# end). The network gets a few more validation images right while it grows over-confident on the
-# ones it gets wrong, which the loss punishes ({ref}`sec-ch05-errors` measures it). Stopping at
-# the lowest validation loss ({ref}`ex-bp-early-stopping`) would have kept about the same
-# accuracy as training on.
+# to 0.091 (the training accuracy climbs to 96.8%), while the validation loss is lowest after
+# epoch 7 (0.348) and then rises, to 0.383 at the end; yet the validation *accuracy* does not
+# fall with it (88.1% after epoch 7, 88.8% at the end). The network gets a few more validation
+# images right while it grows over-confident on the ones it gets wrong, which the loss punishes
+# ({ref}`sec-ch05-errors` measures it). Stopping at the lowest validation loss
+# ({ref}`ex-bp-early-stopping`) would have cost more than half a point of accuracy here.
 
 # %% tags=["remove-input"]
 val_loss, val_acc = history["val_loss"].to_numpy(), history["val_acc"].to_numpy()
@@ -538,12 +558,12 @@ for (i, j), v in np.ndenumerate(cm):
 ax.tick_params(labelsize=10)
 plt.show()
 
-# %% tags=["nbval-measured"] tolerance={"abs": 2.8, "rel": 0.04}
+# %% tags=["nbval-measured"] tolerance={"abs": 5.0, "rel": 0.075}
 recall = pd.Series(100 * np.diag(cm), index=ds.classes)
 print("recall per class (%):")
 print(recall.to_string(float_format=lambda v: f"{v:.1f}"))
 
-# %% tags=["nbval-measured"] tolerance={"abs": 64.0, "rel": 1.5}
+# %% tags=["nbval-measured"] tolerance={"abs": 84.0, "rel": 10.0}
 upper = ["T-shirt/top", "Shirt", "Pullover", "Coat"]
 ids = [ds.classes.index(c) for c in upper]
 counts_upper = pd.DataFrame(
@@ -559,11 +579,11 @@ print(f"{within} of the {wrong.sum()} test errors ({100 * within / wrong.sum():.
 print("are confusions among these four classes")
 
 # %% [markdown]
-# The errors are not spread evenly. Footwear, bags and trousers are recognised 95-98% of the
-# time; the upper-body garments are not: shirts only 70.4% of the time, pullovers 81.7%, coats
-# 83.3%, T-shirts 85.0%, the four lowest recalls. Confusions among these four classes are 63% of
-# all test errors, and they come in near-symmetric pairs (shirt as T-shirt 121 times, T-shirt as
-# shirt 100; pullover as coat 85, coat as pullover 77): the classes overlap rather than one class
+# The errors are not spread evenly. Footwear, bags and trousers are recognised 95-97% of the
+# time; the upper-body garments are not: shirts only 67.5% of the time, pullovers 79.6%, coats
+# 82.6%, T-shirts 84.5%, the four lowest recalls. Confusions among these four classes are 62% of
+# all test errors, and they come in near-symmetric pairs (shirt as T-shirt 119 times, T-shirt as
+# shirt 106; pullover as coat 99, coat as pullover 90): the classes overlap rather than one class
 # absorbing another. At 28x28 pixels a shirt's collar or buttons are a few pixels, and several of
 # the images below are hard to name for a person too.
 
@@ -604,7 +624,7 @@ for row, (true, pred) in zip(axes, shown_pairs):
 fig.suptitle("Confident mistakes: true class (left) as another")
 plt.show()
 
-# %% tags=["nbval-measured"] tolerance={"abs": 64.0, "rel": 0.2}
+# %% tags=["nbval-measured"] tolerance={"abs": 84.0, "rel": 0.17}
 p_wrong = proba[wrong, y_pred[wrong]]
 nats = -np.log(np.maximum(proba[np.arange(len(y_test)), y_test], 1e-30))
 loss_share = nats[wrong].sum() / nats.sum()
@@ -617,12 +637,12 @@ print(f"{100 * loss_share:.0f}% of the test loss")
 
 # %% [markdown]
 # The images shown are the network's most confident mistakes in three of the pairs, and they are
-# very confident (their probabilities are printed above). Over all 1071 errors the median
-# probability given to the wrong answer is 0.78, and almost a third of the errors (30%) are made
+# very confident (their probabilities are printed above). Over all 1176 errors the median
+# probability given to the wrong answer is 0.81, and more than a third of the errors (36%) are made
 # with more than 0.9, which leaves less than 0.1 for the true class, a cross-entropy of more than
-# $-\log 0.1 \approx 2.3$ nats for each. That is why the errors, about a tenth of the test
-# images, carry 89% of the test loss, and why the validation loss rises in the later epochs while
-# the accuracy holds.
+# $-\log 0.1 \approx 2.3$ nats for each. That is why the errors, 11.8% of the test images, carry
+# 91% of the test loss, and why the validation loss rises in the later epochs while the accuracy
+# holds.
 
 # %% tags=["remove-input"]
 assert np.median(p_wrong) > 0.6 and 0.15 < (p_wrong > 0.9).mean() < 0.45
@@ -681,14 +701,15 @@ print(grad_table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 # Does it matter in training? One small network (two hidden layers of 64 ReLU units, Xavier
 # initialisation, batches of 64) is trained with each of the six optimizers of
 # [chapter 3](03_optimizers.ipynb), at a learning rate that suits it, with both losses and
-# `N_SEEDS` = 3 seeds, on a stratified subset of `CMP_TRAIN` = 5,000 training images for
-# `CMP_EPOCHS` = 5 epochs, and validated on the 6,000 validation images. With the same seed, the
+# `N_SEEDS` = 3 seeds, on a stratified subset of `CMP_TRAIN` = 3,000 training images for
+# `CMP_EPOCHS` = 4 epochs, and validated on the 6,000 validation images. With the same seed, the
 # two losses start from the same weights and see the same minibatches, so the comparison is
 # **paired**: we compare them seed by seed. Following the book's rule
 # ({ref}`sec-comparing-runs`), the difference is resolved only when every seed's difference has
 # the same sign; we also ask that each exceeds
 # `MARGIN` = $0.5$ points ($30$ of the 6,000 validation images), because a run's accuracy moves by
-# a few tenths of a point when only its seed changes (see the ranges below).
+# tenths of a point, and up to two points with squared error and a plain gradient method, when
+# only its seed changes (see the ranges below).
 #
 # The seeds of one configuration train together, as in [chapter 1.2](01_2_batch_size.ipynb):
 # `network.BatchedNet` is the same graph built with the engine's leading seed axis (every weight
@@ -730,7 +751,7 @@ for loss in ["cross_entropy", "mean_squared_error"]:
         )
 runs = pd.concat(runs, ignore_index=True)
 
-# %% tags=["nbval-measured"] tolerance={"abs": 1.6, "rel": null}
+# %% tags=["nbval-measured"] tolerance={"abs": 5.2, "rel": 6.0}
 final = runs[runs["epoch"] == CMP_EPOCHS].pivot(
     index=["optimizer", "seed"], columns="loss", values="val_acc"
 )
@@ -756,11 +777,12 @@ print("the paired comparison, seed by seed:")
 print(cmp_table.iloc[:, 2:].to_string())
 
 # %% [markdown]
-# With the three plain gradient methods cross-entropy is ahead on every seed, by 1.5 to 2.7
-# points after five epochs. With RMSProp, Adam and NAdam the per-seed differences are a few
-# tenths of a point and change sign from seed to seed: not resolved with 3 seeds. Adaptive
-# methods divide each step by the running size of the gradient, so the smaller scale of the
-# squared-error gradient no longer slows them down, and the vanishing gradient on badly wrong
+# With the three plain gradient methods cross-entropy is ahead on every seed, by 2.6 to 4.9 points
+# after four epochs. With RMSProp, Adam and NAdam the per-seed differences are below a point: with
+# RMSProp they change sign from seed to seed; with Adam and NAdam squared error is a little ahead
+# on every seed, but not by the margin on every seed. For all three: not resolved with 3 seeds.
+# Adaptive methods divide each step by the running size of the gradient, so the smaller scale of
+# the squared-error gradient no longer slows them down, and the vanishing gradient on badly wrong
 # examples concerns few examples once most are roughly right. So the common advice (use
 # cross-entropy, squared error learns slowly) shows on our data with the non-adaptive optimizers;
 # with the adaptive ones, three seeds do not settle it. All six use the same network; only the
@@ -810,9 +832,10 @@ plt.show()
 # - Training is forward, backward and an in-place optimizer step from
 #   [chapter 3](03_optimizers.ipynb), repeated; the graph is built once. The seeds of one
 #   configuration train together, with one batched matrix product per layer.
-# - On all 54,000 images `train.py`'s defaults reach 89.8% validation accuracy (the source
-#   report's best: $90.21\%$, also on validation images) and 89.3% test accuracy. Confusions
-#   among T-shirts, shirts, pullovers and coats are 63% of the errors, and the network is
+# - On 20,000 of the 54,000 training images `train.py`'s defaults reach 88.8% validation
+#   accuracy (the source report's best, trained on its whole training split: $90.21\%$, also on
+#   validation images) and 88.2% test accuracy. Confusions among T-shirts, shirts, pullovers
+#   and coats are 62% of the errors, and the network is
 #   over-confident on its errors, which is why its validation loss rises while its accuracy holds.
 # - Cross-entropy is ahead of squared error on every seed with SGD, momentum and Nesterov; with
 #   RMSProp, Adam and NAdam the difference is not resolved with 3 seeds.
@@ -889,10 +912,10 @@ plt.show()
 # ```{solution} ex-bp-early-stopping
 # :class: dropdown
 #
-# With the chapter's seed the validation loss is lowest after epoch 6, where the validation
-# accuracy is 89.7%; the accuracy is highest after epoch 9, 90.0%, and ends at 89.8%. Because
+# With the chapter's seed the validation loss is lowest after epoch 7, where the validation
+# accuracy is 88.1%; the accuracy is highest after the last epoch, epoch 10, at 88.8%. Because
 # the network grows over-confident on the images it gets wrong, the loss turns up while the
-# accuracy still improves a little: stopping on the loss would have cost a few tenths of a point
+# accuracy still improves a little: stopping on the loss would have cost more than half a point
 # of validation accuracy here. Stop on the metric you will report. The cell below reads both
 # epochs off the history.
 # ```
@@ -964,7 +987,7 @@ for p0, p1 in zip(*(n.params for n in pair)):
 print("Exercise 5.1.4: the same weight matrices after an SGD step; the optimizer's")
 print("decay also shrank the biases")
 
-# %% tags=["hide-input", "nbval-measured"] tolerance={"abs": 4.0, "rel": 0.45}
+# %% tags=["hide-input", "nbval-measured"] tolerance={"abs": 6.0, "rel": 0.86}
 # Exercise 5.1.3: early stopping on the validation loss against the validation accuracy.
 by_loss = history.loc[history["val_loss"].idxmin()]
 by_acc = history.loc[history["val_acc"].idxmax()]
