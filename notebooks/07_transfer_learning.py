@@ -77,8 +77,11 @@ N_TEST_PER_CLASS = 200  # test images per class (reporting): 2,000 in all
 N_SOURCE_TEST = 2_000  # MNIST test digits for the pretrained networks' accuracy
 LEARNING_RATES = [1e-1, 1e-2, 1e-3, 1e-4]
 BATCH_SIZE = 32
-LONG_EPOCHS = 5  # the longer run; its first epoch is the one-epoch run
-LOGREG_CS = [0.01, 0.1, 1.0, 10.0]  # scikit-learn's C: inverse L2 strengths
+LONG_EPOCHS = 3  # the longer run; its first epoch is the one-epoch run (5: about +5 s
+# here)
+# scikit-learn's C: inverse L2 strengths (the fuller grid [0.01, 0.1, 1.0, 10.0]: about
+# +2.5 s here)
+LOGREG_CS = [0.1, 10.0]
 XGB_MAX_DEPTHS = [2, 4]  # gradient-boosted trees of each depth, with these settings:
 XGB = {"n_estimators": 50, "learning_rate": 0.3, "max_bin": 16}  # 16 pixel levels
 # Everything runs on the CPU, also where a GPU is present. A reader with more time may
@@ -142,7 +145,7 @@ def mr(accs):
 # backbone: a ResNet-18's 11 million ImageNet weights must be downloaded and are slow on a
 # laptop's CPU, so a small CNN is pretrained here, in seconds ({ref}`sec-ch07-resnet` shows how to
 # run the original). And the ranking: a single run is one draw, so every strategy runs on three
-# seeds, for one epoch and for five, and is compared by the book's rule. The
+# seeds, for one epoch and for three, and is compared by the book's rule. The
 # {ref}`discussion <sec-ch07-discussion>` says which expectations held.
 #
 # The classes are balanced, so guessing, or always answering one class, gives the **chance
@@ -360,7 +363,7 @@ history = train_more(*one_run, LONG_EPOCHS)
 print(history.round(3).to_string(index=False))
 
 # %% [markdown]
-# Its validation accuracy climbs from 53.0 % after the first epoch to 72.8 % after the fifth. The
+# Its validation accuracy climbs from 53.0 % after the first epoch to 67.2 % after the third. The
 # sweep below runs this loop for every strategy, learning rate and seed.
 
 # %% tags=["remove-input"]
@@ -420,7 +423,7 @@ print(
 # ## The learning-rate sweep
 #
 # Four learning rates, $10^{-1}$ to $10^{-4}$, for each strategy and seed, each run recorded after
-# 1 epoch (16 steps) and after `LONG_EPOCHS` = 5 epochs: its validation accuracy, for choosing,
+# 1 epoch (16 steps) and after `LONG_EPOCHS` = 3 epochs: its validation accuracy, for choosing,
 # and its weights, for the test predictions of the chosen settings. The three seeds of a strategy
 # and rate train together as one batched model (parameters with a leading seed axis), each seed
 # with its own initial weights and batch order, as in the single run above.
@@ -478,7 +481,7 @@ print(
 # The validation accuracy of every strategy and learning rate, as the mean over the seeds and the
 # range from the worst seed to the best:
 
-# %% tags=["nbval-measured"] tolerance={"abs": 35.0, "rel": 1.2}
+# %% tags=["nbval-measured"] tolerance={"abs": 36.0, "rel": 0.96}
 sweep_table = pd.DataFrame(
     {
         f"after {e} epoch{'s' if e > 1 else ''}": {
@@ -493,15 +496,16 @@ print("validation accuracy (%)")
 print(sweep_table.to_string())
 
 # %% [markdown]
-# The table shows first how much the {term}`learning rate` matters: after five epochs,
-# fine-tuning's mean validation accuracy runs from 10.0 % at $10^{-1}$ to 74.3 % at $10^{-2}$. At
+# The table shows first how much the {term}`learning rate` matters: after three epochs,
+# fine-tuning's mean validation accuracy runs from 10.0 % at $10^{-1}$ to 70.0 % at $10^{-2}$. At
 # $10^{-1}$ the two networks that train their convolutions ended at chance here
 # ({ref}`sec-ch07-large-rate`), while the probe still learns. The range over the seeds is part of
 # the result: after one epoch, fine-tuning at $10^{-2}$ ranges from 49.0 % to 64.4 %, so one seed
-# could have told almost any story. The smallest rate is too slow: after five epochs each strategy
-# at $10^{-4}$ is behind itself at $10^{-3}$ on every seed (paired: same start, same batches):
+# could have told almost any story. The smallest rate is too slow: after three epochs each
+# strategy at $10^{-4}$ is behind itself at $10^{-3}$ on every seed (paired: same start, same
+# batches):
 
-# %% tags=["nbval-measured"] tolerance={"abs": 35.0, "rel": 1.6}
+# %% tags=["nbval-measured"] tolerance={"abs": 40.0, "rel": 1.4}
 print(
     f"lr=1e-04 − lr=1e-03 after {L} epochs, validation accuracy seed by seed (points):"
 )
@@ -588,7 +592,7 @@ def test_acc(key):
     return (test_preds(key) == y_test).mean(axis=1)
 
 
-# %% tags=["nbval-measured"] tolerance={"abs": 12.0, "rel": 0.18}
+# %% tags=["nbval-measured"] tolerance={"abs": 8.4, "rel": 0.13}
 classical_table = pd.DataFrame(
     {
         f"{strategy}, {setting}": {
@@ -632,7 +636,7 @@ print(
 # scikit-learn's class probabilities:
 
 # %%
-clf = fitted[1.0][0]  # C = 1, the first seed
+clf = fitted[max(LOGREG_CS)][0]  # the largest C, the first seed
 scaler, lr_model = clf[0], clf[-1]
 W = lr_model.coef_ / scaler.scale_
 b = lr_model.intercept_ - W @ scaler.mean_
@@ -700,7 +704,7 @@ assert round(100 * stderr, 1) == 0.9
 # %% [markdown]
 # Each strategy at its chosen setting:
 
-# %% tags=["nbval-measured"] tolerance={"abs": 24.0, "rel": 18.0}
+# %% tags=["nbval-measured"] tolerance={"abs": 20.0, "rel": 1.0}
 comparison = pd.DataFrame(
     {
         "chosen": list(chosen.values()),
@@ -777,7 +781,7 @@ plt.show()
 # they are compared by ranges, resolved only when the ranges do not overlap.
 
 
-# %% tags=["nbval-measured"] tolerance={"abs": 47.0, "rel": 30.0}
+# %% tags=["nbval-measured"] tolerance={"abs": 47.0, "rel": 14.0}
 def compare(first, second, paired):
     """The rule on two (strategy, epochs); a model on pixels counts for every seed."""
     a, b = (seeds_of(100 * at(*key)) for key in (first, second))
@@ -817,11 +821,11 @@ print(f"  a network ahead of logistic regression on pixels: {'yes' if ahead else
 
 # %% [markdown]
 # After one epoch the per-seed differences of fine-tuning and training from scratch have both
-# signs (+2.7, −6.8 and −8.5 points): not resolved with 3 seeds. After five epochs they have both
-# signs again (−1.2, +0.2 and +1.0 points), not resolved either (the cell below prints the rule's
-# verdicts). With other seeds the same comparison can come out resolved: what pretraining on
-# digits changes here is smaller than what three seeds can settle. Logistic regression on the
-# frozen features is ahead of the probe on every seed (by 15.2 to 16.8 points) and behind
+# signs (+2.7, −6.8 and −8.5 points): not resolved with 3 seeds. After three epochs they have
+# both signs again (−2.2, +1.2 and +0.6 points), not resolved either (the cell below prints the
+# rule's verdicts). With other seeds the same comparison can come out resolved: what pretraining
+# on digits changes here is smaller than what three seeds can settle. Logistic regression on the
+# frozen features is ahead of the probe on every seed (by 12.0 to 17.7 points) and behind
 # logistic regression on the pixels. No network is ahead of logistic regression on the pixels;
 # with these seeds both are behind it.
 
@@ -860,7 +864,7 @@ plt.show()
 # (sec-ch07-errors)=
 # ## What fine-tuning gets wrong
 #
-# The errors of fine-tuning at its chosen rate after 5 epochs: the confusion matrix of all seeds'
+# The errors of fine-tuning at its chosen rate after 3 epochs: the confusion matrix of all seeds'
 # test predictions, and, seed by seed, the share of errors that confuse two upper-body garments
 # (T-shirt/top, pullover, dress, coat, shirt) or involve a bag.
 
@@ -874,7 +878,7 @@ ax, cm = plots.confusion_matrix(
 )
 plt.show()
 
-# %% tags=["nbval-measured"] tolerance={"abs": 320.0, "rel": 0.69}
+# %% tags=["nbval-measured"] tolerance={"abs": 210.0, "rel": 1.5}
 upper_body = np.isin(
     np.arange(num_classes),
     [classes.index(c) for c in ["T-shirt/top", "Pullover", "Dress", "Coat", "Shirt"]],
@@ -899,8 +903,8 @@ print(breakdown.to_string())
 
 # %% tags=["remove-input"]
 off_diagonal = cm * (1 - np.eye(num_classes))
-largest = np.unravel_index(np.argsort(off_diagonal, axis=None)[::-1][:3], cm.shape)
-assert all(upper_body[i] and upper_body[j] for i, j in zip(*largest))
+largest = np.unravel_index(np.argmax(off_diagonal), cm.shape)
+assert all(upper_body[k] for k in largest)
 shares = [
     (
         np.mean(upper_body[y_test] & upper_body[p], where=p != y_test),
@@ -910,16 +914,16 @@ shares = [
 ]
 assert all(u > 0.5 and b < 0.15 for u, b in shares)
 print(
-    "Checked: the three largest confusions are between upper-body garments, and on "
-    "every seed more than half of the errors confuse two of them and fewer than 15 % "
+    "Checked: the largest confusion is between two upper-body garments, and on every "
+    "seed more than half of the errors confuse two of them and fewer than 15 % "
     "involve a bag."
 )
 
 # %% [markdown]
-# Between 60.4 % and 71.3 % of the errors, seed by seed, confuse two upper-body garments, and
-# few involve a bag (at most 11.3 %); the three largest confusions in the matrix are all among the
-# upper-body garments. At 28×28 grey levels these classes differ in details (a collar, a zip, a
-# texture) more than in outline, as the misclassified images show:
+# Between 61.2 % and 68.4 % of the errors, seed by seed, confuse two upper-body garments, and
+# few involve a bag (at most 8.1 %); the largest confusion in the matrix is between two of
+# them. At 28×28 grey levels these classes differ in details (a collar, a zip, a texture)
+# more than in outline, as the misclassified images show:
 
 # %% [markdown]
 # (Some misclassified test images of the first seed's run; the hidden cell only draws.)
@@ -973,7 +977,7 @@ def n_answers(pred):
     return np.count_nonzero(np.bincount(pred, minlength=num_classes))
 
 
-# %% tags=["nbval-measured"] tolerance={"abs": 16.0, "rel": 0.27}
+# %% tags=["nbval-measured"] tolerance={"abs": 11.0, "rel": 0.23}
 for strategy in ["from scratch", "fine-tuning"]:
     preds = test_preds((strategy, "lr=1e-01", L))
     print(f"{strategy}, lr=1e-01, {L} epochs:")
@@ -1007,8 +1011,8 @@ print(
 # size of the learning rate for every weight, whatever the gradient's scale
 # {cite}`ch07-kingma2015adam`, so in 16 steps the fine-tuned backbone moves about ten times its
 # own size (10.3 to 10.6 here), and nothing of the pretrained start is left (exercise
-# {ref}`ex-tl-drift`). Fine-tuning at $10^{-1}$ is far behind itself at its chosen rate, by 59.5
-# to 66.1 points.
+# {ref}`ex-tl-drift`). Fine-tuning at $10^{-1}$ is far behind itself at its chosen rate, by 56.9
+# to 60.5 points.
 
 # %% [markdown]
 # (sec-ch07-features)=
@@ -1050,7 +1054,7 @@ conv_setting = max(
 conv = test_acc(("convolution output", conv_setting, 0))
 n_conv = conv_inputs[0][0].shape[1]
 
-# %% tags=["nbval-measured"] tolerance={"abs": 28.0, "rel": 2.6}
+# %% tags=["nbval-measured"] tolerance={"abs": 28.0, "rel": 1.6}
 print(f"features that are zero on every image, of {d}, seed by seed:")
 print(dead.T.to_string(header=False))
 feat, pix = at("logistic regression, features", 0), at("logistic regression, pixels", 0)
@@ -1083,7 +1087,7 @@ print(
 # %% [markdown]
 # Between 46 and 52 of the 128 features are zero on every target image, nearly as many as on the
 # digits (47 to 55): they are {term}`dead units <Dead unit>` left by pretraining, not a property of
-# the new task. Logistic regression on the convolution output reaches 78.1 % on test, ahead of the
+# the new task. Logistic regression on the convolution output reaches 79.0 % on test, ahead of the
 # final features (73.7 %) on every seed and close to the raw pixels (78.8 %): the information
 # that separates the clothes is still there before the last layer, and lost after it.
 
@@ -1094,7 +1098,7 @@ print(
 # Read against the chance rate, the {term}`standard error` {eq}`eq-tl-stderr` and the seeds:
 #
 # **Pretraining on digits gave no head start here.** After one epoch fine-tuning was ahead of
-# training from scratch on one seed and behind on two, and after five the per-seed differences
+# training from scratch on one seed and behind on two, and after three the per-seed differences
 # again have both signs. What the data settle is that it is not ahead, and the training-loss
 # curves show no head start either. A good starting point is what transfer learning promises when
 # labels are few; one from a task this different did not deliver it.
@@ -1108,20 +1112,21 @@ print(
 # trained to separate digits, throws away what separates a shirt from a coat, as expected from
 # {cite}`ch07-yosinski2014transferable`. Fine-tuning can retrain that layer; a probe cannot.
 #
-# **The classical baselines are as good as the networks here.** No network is ahead of logistic
-# regression on the raw pixels (78.8 %); boosted trees reach 77.2 %. With 500 labels and five
-# epochs, a CNN with 103,018 trained parameters has no edge over a linear model that costs
-# seconds and no learning-rate sweep. Larger training sets, where CNNs are expected to pull ahead
-# {cite}`ch07-xiao2017fashion`, were not measured.
+# **The classical baselines are ahead of the networks here.** Training from scratch and
+# fine-tuning (at most 72.3 % on test) are behind logistic regression on the raw pixels
+# (78.8 %); boosted trees reach 77.2 %. With 500 labels and three epochs, a CNN with 103,018
+# parameters has no edge over a linear model fitted in seconds; the networks were still
+# improving, so more epochs may narrow the gap. Larger training sets, where CNNs are expected to
+# pull ahead {cite}`ch07-xiao2017fashion`, were not measured.
 #
-# **The learning rate matters more than the strategy.** After five epochs the learning rate moves
-# each trained strategy's mean validation accuracy by 43.1 to 64.5 points; all six strategies at
-# their chosen settings lie within 21.5 points. Too large a step destroys the pretrained start,
+# **The learning rate matters more than the strategy.** After three epochs the learning rate moves
+# each trained strategy's mean validation accuracy by 45.1 to 60.0 points; all six strategies at
+# their chosen settings lie within 23.3 points. Too large a step destroys the pretrained start,
 # too small a step is slow: sweep the rate on a log scale before comparing strategies.
 #
 # **What held of the exercise's expectations.** With a backbone pretrained on MNIST instead of
 # ImageNet, neither held: the frozen features lost to the raw pixels, and fine-tuning was not
-# ahead of training from scratch after one epoch or five. What held is the exercise's method:
+# ahead of training from scratch after one epoch or three. What held is the exercise's method:
 # sweep the learning rate for every strategy and compare against classical models. Natural
 # photographs are a far richer source than digits ({cite}`ch07-kornblith2019better` measures how
 # well ImageNet features transfer); {ref}`sec-ch07-resnet` shows how to run the original.
@@ -1174,8 +1179,8 @@ print(
 # - Choose on validation data, report on test data, compare paired runs seed by seed, and read
 #   accuracies against the chance rate and the standard error $\sqrt{a(1-a)/N_{\text{test}}}$. A
 #   verdict resting on a difference of a point can change with the seeds.
-# - Classical models on raw pixels were as accurate as the networks here, for seconds of CPU.
-#   Always include them.
+# - Classical models on raw pixels were more accurate than the networks here, for seconds of
+#   CPU. Always include them.
 #
 # ## Exercises
 #
@@ -1183,9 +1188,9 @@ print(
 # :label: ex-tl-probe-longer
 #
 # The linear probe and logistic regression on the frozen features fit the same family of
-# functions, yet after five epochs the probe was below logistic regression on every seed. Train the
-# probe's head on the precomputed features for 50 epochs (Adam, learning rate $10^{-2}$, batch
-# 32), once on the raw features and once on standardised ones. What does that say about the
+# functions, yet after three epochs the probe was below logistic regression on every seed. Train
+# the probe's head on the precomputed features for 50 epochs (Adam, learning rate $10^{-2}$,
+# batch 32), once on the raw features and once on standardised ones. What does that say about the
 # probe's gap?
 # ```
 #
@@ -1195,7 +1200,7 @@ print(
 # The first solution cell trains the three seeds' heads, on raw and on standardised features, as
 # one batched model. After 50 epochs the head on standardised features reaches 71.4 % on
 # average, against 73.7 % for logistic regression on the same features, and on raw features
-# 66.9 %: the probe's gap in the sweep was mostly under-training (five epochs of 16 steps, on
+# 66.9 %: the probe's gap in the sweep was mostly under-training (three epochs of 16 steps, on
 # features of very different scales), not a weaker model. What remains below the pixels is the
 # features' fault.
 # ```
@@ -1203,7 +1208,7 @@ print(
 # ```{exercise} Choosing on the test set
 # :label: ex-tl-selection
 #
-# For each seed, choose among all runs of that seed (the networks after five epochs, at every
+# For each seed, choose among all runs of that seed (the networks after three epochs, at every
 # learning rate, and the classical models) the one with the highest **test** accuracy instead of
 # the one with the highest validation accuracy. How much higher is the chosen run's test accuracy? Why is a test
 # accuracy chosen this way an optimistic estimate of the accuracy on new images?
@@ -1212,8 +1217,8 @@ print(
 # ```{solution} ex-tl-selection
 # :class: dropdown
 #
-# The second solution cell prints both, seed by seed: here the difference is 1.5 to 1.6
-# points. The maximum over many noisy estimates is biased upwards: among 22 runs, the one with the
+# The second solution cell prints both, seed by seed: here the difference is 1.6 points. The
+# maximum over many noisy estimates is biased upwards: among 18 runs, the one with the
 # highest test score is partly the one whose test errors happened to be few. The run chosen on
 # validation has no such bias on test. With more runs or fewer test images the bias grows.
 # ```
@@ -1224,7 +1229,7 @@ print(
 # Fine-tuning at learning rate $10^{-1}$ ended far below fine-tuning at its chosen rate on every
 # seed, although both started from the same pretrained weights. The sweep recorded, for every
 # fine-tuning run, the distance of the backbone from its pretrained weights relative to their
-# size, after one and after five epochs. Use it to explain the result.
+# size, after one and after three epochs. Use it to explain the result.
 # ```
 #
 # ```{solution} ex-tl-drift
@@ -1261,7 +1266,7 @@ print(
 # The solutions, computed: one cell per exercise, in order.
 
 
-# %% tags=["hide-input", "nbval-measured"] tolerance={"abs": 13.0, "rel": 0.24}
+# %% tags=["hide-input", "nbval-measured"] tolerance={"abs": 15.0, "rel": 0.26}
 # Exercise 7.1: the probe's head trained longer on precomputed features, raw and
 # standardised (the six runs as one batched model).
 def standardised(F, seed):
@@ -1293,7 +1298,7 @@ print(f"test accuracy (%) over {N_SEEDS} seeds")
 for label, accs in longer.items():
     print(f"  {label}: {mr(accs)}")
 
-# %% tags=["hide-input", "nbval-measured"] tolerance={"abs": 3.6, "rel": 2.0}
+# %% tags=["hide-input", "nbval-measured"] tolerance={"abs": 3.2, "rel": 2.0}
 # Exercise 7.2: choosing on test instead of validation, seed by seed.
 candidates = [k for k in val_acc if k[2] in (0, L) and k[0] != "convolution output"]
 picks = []
@@ -1308,7 +1313,7 @@ picks["optimism"] = picks["on test"] - picks["on validation"]
 print(f"test accuracy (%) of the run chosen among the {len(candidates)} runs of a seed")
 print(picks.map(pct).to_string())
 
-# %% tags=["hide-input", "nbval-measured"] tolerance={"abs": 0.45, "rel": 0.17}
+# %% tags=["hide-input", "nbval-measured"] tolerance={"abs": 0.45, "rel": 0.16}
 # Exercise 7.3: how far fine-tuning moved the backbone (mean over the seeds).
 rms = np.mean([float(flat_backbone(pretrained[s]).pow(2).mean().sqrt()) for s in SEEDS])
 print(f"pretrained backbones: root mean square weight {rms:.3f}")
