@@ -246,8 +246,9 @@ print(
 # up at $10^{-5}$ and momentum already at $3\times10^{-6}$, while Adam ends below gradient
 # descent's best both at $10^{-5}$ and at $3\times10^{-5}$, ten times gradient descent's best
 # rate. (Those two rates of Adam end within the spread of the seeds of each other, so which of
-# them is best is not resolved: the question of Exercise 4.3.2.) The second half does not hold
-# here: at its own best rate, Adam does not get further than momentum at momentum's best rate.
+# them is best is not resolved: the question of {ref}`ex-ch4-grid`.) The second half does not
+# hold here: at its own best rate, Adam does not get further than momentum at momentum's best
+# rate.
 # A rate that works matters more than the optimizer's name.
 #
 # The grid also shows what the stability limit of chapter 4.1 does and does not say. Gradient
