@@ -1,0 +1,67 @@
+"""dev.py's installer: uv must look where pip looks (uv reads neither pip's config files nor PIP_* variables)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dev
+
+
+def pairs(options: list[str]) -> list[tuple[str, str]]:
+    """('--flag', value) pairs of an option list (``--no-index`` stands alone)."""
+    out, it = [], iter(options)
+    for flag in it:
+        out.append((flag, "") if flag == "--no-index" else (flag, next(it)))
+    return out
+
+
+def test_pip_variables_become_uv_options(monkeypatch):
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no config file: the variables alone
+    monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.example/simple")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "file:///a/simple file:///b/simple")
+    monkeypatch.setenv("PIP_FIND_LINKS", "/wheels")
+    monkeypatch.setenv("PIP_CONSTRAINT", "/c.txt")
+    monkeypatch.setenv("PIP_TRUSTED_HOST", "mirror.example")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_CERT", "/certs/ca.pem")
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    options, env = dev._pip_settings(Path(sys.executable))
+    assert pairs(options) == [("--index-url", "https://mirror.example/simple"),
+                              ("--extra-index-url", "file:///a/simple"), ("--extra-index-url", "file:///b/simple"),
+                              ("--find-links", "/wheels"), ("--constraint", "/c.txt"),
+                              ("--allow-insecure-host", "mirror.example"), ("--no-index", "")]
+    assert env["SSL_CERT_FILE"] == "/certs/ca.pem"
+
+
+def test_install_section_overrides_global_and_variables_override_both(monkeypatch, tmp_path):
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nfind-links = /global\nextra-index-url = file:///g/simple\n"
+                    "[install]\nfind-links = /install\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    for name in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL", "PIP_NO_INDEX"):
+        monkeypatch.delenv(name, raising=False)
+    options = pairs(dev._pip_settings(Path(sys.executable))[0])
+    assert ("--find-links", "/install") in options and ("--find-links", "/global") not in options
+    assert ("--extra-index-url", "file:///g/simple") in options and ("--no-index", "") not in options
+    monkeypatch.setenv("PIP_FIND_LINKS", "/variable")
+    options = pairs(dev._pip_settings(Path(sys.executable))[0])
+    assert ("--find-links", "/variable") in options and ("--find-links", "/install") not in options
+
+
+def test_pip_does_the_work_where_uv_cannot_be_had_or_fails(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_run(cmd, **kwargs):  # uv's own install fails, or uv's run of the install
+        calls.append(cmd)
+        fails = (case == "uv-missing" and cmd[-1] == dev.UV) or (case == "uv-fails" and cmd[1:3] == ["-m", "uv"])
+        return subprocess.CompletedProcess(cmd, 1 if fails else 0, stdout="")
+
+    monkeypatch.setattr(dev.subprocess, "run", fake_run)
+    py = tmp_path / "python"
+    for case in ("uv-missing", "uv-fails"):
+        calls.clear()
+        dev._install(py, ["-r", "requirements.txt"])
+        assert calls[-1][:4] == [str(py), "-m", "pip", "install"] and calls[-1][-2:] == ["-r", "requirements.txt"]
+        assert any(c[:4] == [str(py), "-m", "uv", "pip"] for c in calls) == (case == "uv-fails")
