@@ -207,7 +207,11 @@ def cmd_test(args: list[str]) -> int:
         print(f"[dev] rounding profile {rounding.describe(profile)}", flush=True)
     layout.notebook_environment(env)
     # Two workers for the two cores; --dist loadfile keeps each notebook's cells on one worker.
-    cmd = [sys.executable, "-m", "pytest", "-n", os.environ.get("COURSE_TEST_WORKERS", "2"), "--dist", "loadfile", *args]
+    workers = os.environ.get("COURSE_TEST_WORKERS", "2")
+    # each worker's share of the cores, for its tests and the notebook kernels they start (chapter 4.3
+    # took 51 s instead of 26 s when its two threads waited on a core that the other worker held)
+    layout.share_cores(env, int(workers) if workers.isdigit() else 1)
+    cmd = [sys.executable, "-m", "pytest", "-n", workers, "--dist", "loadfile", *args]
     print("[dev] " + " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 

@@ -21,15 +21,29 @@ import numpy as np
 
 from . import validation
 
-__all__ = ["seed_everything", "get_device", "set_threads", "blas_threads", "in_colab", "init", "RuntimeInfo"]
+__all__ = ["seed_everything", "get_device", "set_threads", "blas_threads", "available_cores", "in_colab", "init",
+           "RuntimeInfo"]
 
 MAX_SEED = 2**32 - 1  # NumPy's legacy global generator takes seeds in [0, 2**32 - 1]
 
 
 def _thread_count(n) -> int:
-    """``n`` threads (a positive integer), or one per available core for ``None``."""
+    """``n`` threads (a positive integer), or one per available core for ``None`` (:func:`available_cores`)."""
     n = validation.positive_int("threads", n, allow_none=True, none_means="all cores")
-    return n if n is not None else (os.cpu_count() or 1)
+    return n if n is not None else available_cores()
+
+
+def available_cores() -> int:
+    """The cores this process may use: those of its CPU affinity where the system reports it (``taskset``, a
+    container's cpuset), else every core. ``OMP_NUM_THREADS``, where set to a positive integer, caps the
+    count, as it caps OpenMP's and PyTorch's own default: ``dev.py test`` sets it to 1, one core for each
+    of its two workers, so that no process's threads wait on a core that the other worker holds."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity call
+        cores = os.cpu_count() or 1
+    cap = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(cores, int(cap)) if cap.isdigit() and int(cap) > 0 else max(cores, 1)
 
 
 def seed_everything(seed: int) -> np.random.Generator:

@@ -351,8 +351,8 @@ for label, number in trial_of.items():
 # %% [markdown]
 # On 500 images the defaults reach about 79%. In this run the ranges of both of the sweep's
 # configurations lie below the defaults' range: twenty trials on 500 images stopped short of the
-# defaults, which were chosen from an earlier, larger run of this sweep. How close a sweep comes
-# is its path's: another machine, seed or number of trials may come closer.
+# defaults, which are the best trial of an earlier run of this sweep (`train.py` keeps it). How
+# close a sweep comes is its path's: another machine, seed or number of trials may come closer.
 # {ref}`sec-ch05-one-factor` measures, one change at a time, what each setting printed above
 # costs. A sweep's first places go to configurations that were good and whose one seed was lucky,
 # so a score in the sweep can overstate a configuration: compare the score printed beside each

@@ -8,6 +8,8 @@ hashes); checks out of the lecture's way (a cell that only checks is hidden and 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import jupytext
 import nbformat
 import pytest
@@ -89,3 +91,20 @@ def test_checks_in_the_way_are_found():
     hidden_silent = _code("assert a > b", tags=["remove-input"], stdout="")
     problems = lecture.check_cells(_nb(compute, only_checks, hidden_ok, hidden_silent))
     assert [p.split(":")[0] for p in problems] == ["cell 1", "cell 3"]
+
+
+def test_a_hidden_cell_shows_nothing_but_its_report():
+    """The site wraps a remove-input cell's output as a sentence (book.css): no table may hide there."""
+    report = _code("x = 1", tags=["remove-input"], stdout="Checked: one.\n")
+    table_first = _code("x = 1", tags=["remove-input"], stdout="a   b\n1   2\nChecked: one.\n")
+    assert lecture.check_cells(_nb(report)) == []
+    problems = lecture.check_cells(_nb(report, table_first))
+    assert len(problems) == 1 and problems[0].startswith("cell 1: a remove-input cell shows only")
+    with_figure = _code("x = 1", tags=["remove-input"], stdout="Checked: one.\n")
+    with_figure.outputs.append(nbformat.v4.new_output("display_data", data={"image/png": "iVBOR"}))
+    assert "display_data" in lecture.check_cells(_nb(with_figure))[0]
+
+
+def test_the_site_wraps_exactly_those_reports():
+    css = (Path(lecture.__file__).resolve().parents[1] / "book" / "_static" / "book.css").read_text()
+    assert "div.cell.tag_remove-input div.output.stream pre { white-space: pre-wrap; }" in css

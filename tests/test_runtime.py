@@ -1,6 +1,7 @@
 """Seeding, device choice, threading, the finite-difference checks and the plot helpers."""
 from __future__ import annotations
 
+import os
 import random
 
 import matplotlib
@@ -45,6 +46,26 @@ def test_threads_are_limited_and_restored():
     assert torch.get_num_threads() == 1
     with pytest.raises(ValueError, match="positive integer"):
         runtime.set_threads(0)
+
+
+def test_all_cores_means_the_cores_this_process_may_use(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)  # taskset -c 0-2, a cpuset
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert runtime.available_cores() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert runtime.available_cores() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "64")  # a cap above the cores caps nothing
+    assert runtime.available_cores() == 3
+    for unusable in ("", "0", "-1", "two", "4,2"):  # not a positive integer: no cap
+        monkeypatch.setenv("OMP_NUM_THREADS", unusable)
+        assert runtime.available_cores() == 3
+    monkeypatch.delattr(os, "sched_getaffinity")  # macOS, Windows: every core
+    assert runtime.available_cores() == 8
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what dev.py test gives each of its two workers
+    with runtime.blas_threads(None):
+        assert torch.get_num_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
 
 
 def test_init_returns_a_deterministic_summary():

@@ -75,6 +75,22 @@ def data_mirror() -> Path | None:
     return DATA_MIRROR if DATA_MIRROR.is_dir() else None
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def share_cores(env: dict, workers: int) -> dict:
+    """``env`` for one of ``workers`` processes that run side by side (test workers, measured runs): each gets
+    its share of the cores as its thread count (unless ``env`` sets one), also where a chapter asks for every
+    core (``course_utils.runtime.available_cores`` reads ``OMP_NUM_THREADS``). A process with more threads
+    than its share waits, at every parallel step, on a thread that another process holds off the core."""
+    from course_utils.runtime import available_cores  # needs .venv's numpy: call it from a command
+
+    share = str(max(1, available_cores() // max(1, workers)))
+    for name in THREAD_VARIABLES:
+        env.setdefault(name, share)
+    return env
+
+
 def notebook_environment(env: dict | None = None) -> dict:
     """``env`` (default ``os.environ``) set up for a notebook kernel: the data mirror, a fixed hash seed."""
     env = os.environ if env is None else env

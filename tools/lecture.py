@@ -183,6 +183,26 @@ def check_cells(nb, with_outputs: bool = True) -> list[str]:
                 problems.append(f"cell {i}: a remove-input cell that checks must print one line starting "
                                 f"{CHECKED_PREFIX!r} saying what was checked (the reader sees nothing else of "
                                 f"it); it prints {len(checked)}")
+    if with_outputs:
+        problems += _hidden_outputs(nb)
+    return problems
+
+
+def _hidden_outputs(nb) -> list[str]:
+    """A ``remove-input`` cell shows nothing but its check's report: the site wraps that text at the column
+    (``book/_static/book.css``), which would garble a table or any other output."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.get("cell_type") != "code" or "remove-input" not in _tags(cell):
+            continue
+        outputs = cell.get("outputs", [])
+        stdout = [o for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stdout"]
+        other = [o.get("output_type") for o in outputs if not any(o is s for s in stdout)]
+        text = "".join(o["text"] if isinstance(o["text"], str) else "".join(o["text"]) for o in stdout)
+        if other or (text.strip() and not text.lstrip().startswith(CHECKED_PREFIX)):
+            problems.append(f"cell {i}: a remove-input cell shows only the line starting {CHECKED_PREFIX!r} "
+                            f"(the site wraps it as a sentence); it also shows {other or 'other text first'}: "
+                            "print that in a visible cell")
     return problems
 
 

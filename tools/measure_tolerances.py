@@ -341,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(t) for t in targets if not t.exists()]
     if missing:
         parser.error("no such notebook source: " + ", ".join(missing))
+    layout.share_cores(os.environ, args.jobs)  # the runs side by side: each its share of the cores
     ok = True
     for py in targets:
         ok &= measure(py, seeds=args.seeds, profile_names=names, jobs=args.jobs, margin=args.margin,
