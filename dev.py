@@ -211,6 +211,10 @@ def cmd_test(args: list[str]) -> int:
     # each worker's share of the cores, for its tests and the notebook kernels they start (chapter 4.3
     # took 51 s instead of 26 s when its two threads waited on a core that the other worker held)
     layout.share_cores(env, int(workers) if workers.isdigit() else 1)
+    # nbval reads a cell's messages only after the cell has finished: a long cell's progress bar, redrawn
+    # ten times a second, filled the kernel's message queue until the last message was dropped and nbval
+    # gave up on the cell ("Timeout of 5 seconds exceeded waiting for output"). One redraw a second.
+    env.setdefault("TQDM_MININTERVAL", "1")
     cmd = [sys.executable, "-m", "pytest", "-n", workers, "--dist", "loadfile", *args]
     print("[dev] " + " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode

@@ -1,4 +1,5 @@
-"""dev.py's installer: uv must look where pip looks (uv reads neither pip's config files nor PIP_* variables)."""
+"""dev.py: its installer (uv must look where pip looks: uv reads neither pip's config files nor PIP_* variables),
+and the environment of the test run."""
 from __future__ import annotations
 
 import os
@@ -65,3 +66,26 @@ def test_pip_does_the_work_where_uv_cannot_be_had_or_fails(monkeypatch, tmp_path
         dev._install(py, ["-r", "requirements.txt"])
         assert calls[-1][:4] == [str(py), "-m", "pip", "install"] and calls[-1][-2:] == ["-r", "requirements.txt"]
         assert any(c[:4] == [str(py), "-m", "uv", "pip"] for c in calls) == (case == "uv-fails")
+
+
+def test_the_test_run_gives_each_worker_its_share_of_the_cores_and_a_slow_progress_bar(monkeypatch):
+    seen = {}
+
+    def fake_run(cmd, **kwargs):
+        seen.update(cmd=cmd, env=kwargs["env"])
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(dev.subprocess, "run", fake_run)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TQDM_MININTERVAL",
+                 "COURSE_TEST_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert dev.cmd_test(["-k", "x"]) == 0
+    env = seen["env"]
+    assert seen["cmd"][-2:] == ["-k", "x"] and seen["cmd"][seen["cmd"].index("-n") + 1] == "2"
+    assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "2"  # 4 cores, 2 workers
+    assert env["TQDM_MININTERVAL"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the caller's own setting wins
+    monkeypatch.setenv("COURSE_TEST_WORKERS", "4")
+    dev.cmd_test([])
+    assert seen["env"]["OMP_NUM_THREADS"] == "3" and seen["env"]["MKL_NUM_THREADS"] == "1"  # min(3, 4 cores) // 4
