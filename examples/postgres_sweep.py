@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -139,16 +140,25 @@ def run_demo(args) -> dict:
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         t0 = time.time()
         procs, outputs, threads = [], [], []
-        for label in ("machine A", "machine B"):  # two separate commands, as on two machines
-            proc = subprocess.Popen(sweep, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                    cwd=ROOT)
-            sink: list[str] = []
-            thread = threading.Thread(target=_forward, args=(proc.stdout, label, sink), daemon=True)
-            thread.start()
-            procs.append(proc)
-            outputs.append(sink)
-            threads.append(thread)
-        codes = [proc.wait(timeout=args.max_seconds) for proc in procs]
+        try:
+            for label in ("machine A", "machine B"):  # two separate commands, as on two machines
+                proc = subprocess.Popen(sweep, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        env=env, cwd=ROOT)
+                sink: list[str] = []
+                thread = threading.Thread(target=_forward, args=(proc.stdout, label, sink), daemon=True)
+                thread.start()
+                procs.append(proc)
+                outputs.append(sink)
+                threads.append(thread)
+            codes = [proc.wait(timeout=args.max_seconds) for proc in procs]
+        finally:  # stopped early (SIGTERM, the time limit): the workers stop before the server does
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
         for thread in threads:
             thread.join(timeout=10)
         wall = time.time() - t0
@@ -207,6 +217,12 @@ def main(argv=None) -> int:
     if why:
         print(f"postgres_sweep: cannot run: {why}", file=sys.stderr)
         return 1
+
+    def stop(signum, frame):  # unwind: the workers and the server are stopped, the folder deleted
+        raise SystemExit(f"postgres_sweep: stopped by signal {signal.Signals(signum).name}; the server is stopped "
+                         "and its folder deleted")
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         summary = run_demo(args)
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback

@@ -9,8 +9,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "examples" / "postgres_sweep.py"
 
 
-def test_two_workers_share_one_study_on_postgresql(tmp_path):
+@pytest.fixture
+def server_tmp():
+    """The tool's own TMPDIR, so that its server folder is this test's alone (and the postgres user, which runs
+    the server when the tests run as root, can enter it: pytest's tmp_path is private to its user)."""
     why = load_script(TOOL).missing_requirements()
     if why:
         pytest.skip(f"no PostgreSQL here: {why}")
@@ -30,12 +37,38 @@ def test_two_workers_share_one_study_on_postgresql(tmp_path):
         data.load("fashion-mnist", download=False, progress=False)
     except data.DatasetNotFoundError:
         pytest.skip("Fashion-MNIST not found (set COURSE_DATA to the mirror, e.g. ../shared/data)")
+    folder = Path(tempfile.mkdtemp(prefix="pg-test-"))
+    os.chmod(folder, 0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_stopped_run_stops_its_workers_and_server_and_deletes_the_folder(server_tmp, tmp_path):
+    """SIGTERM (a CI job cancelled, a kill from outside) in the middle of the sweep leaves nothing running."""
+    proc = subprocess.Popen([sys.executable, str(TOOL), "--trials", "50", "--subset", "300", "--space", "epochs=1",
+                             "--report_dir", str(tmp_path / "report")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env=dict(os.environ, COURSE_OFFLINE="1", TMPDIR=str(server_tmp)))
+    deadline = time.time() + 120
+    while not list(server_tmp.glob("pg-sweep-*/data/postmaster.pid")):  # the server is up
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.1)
+    time.sleep(3)  # the two sweep commands are starting or running
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert "postgres_sweep: stopped by signal SIGTERM" in err
+    assert list(server_tmp.iterdir()) == []  # the server stopped (its postmaster.pid gone) and its folder deleted
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(server_tmp) not in ps  # no worker and no server left
+
+
+def test_two_workers_share_one_study_on_postgresql(server_tmp, tmp_path):
     summary_file = tmp_path / "summary.json"
     proc = subprocess.run([sys.executable, str(TOOL), "--trials", "6", "--subset", "300", "--space", "epochs=1",
                            "--heartbeat", "1", "--report_dir", str(tmp_path / "report"), "--summary",
                            str(summary_file), "--max_seconds", "400"],
                           capture_output=True, text=True, timeout=600, cwd=ROOT,
-                          env=dict(os.environ, COURSE_OFFLINE="1"))
+                          env=dict(os.environ, COURSE_OFFLINE="1", TMPDIR=str(server_tmp)))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Traceback" not in proc.stdout + proc.stderr
     s = json.loads(summary_file.read_text())
@@ -47,7 +80,7 @@ def test_two_workers_share_one_study_on_postgresql(tmp_path):
     if s["states"]["complete"]:
         assert s["report_best"]["trial"] == s["best_trial"] and s["report_best"]["params"] == s["best_params"]
     assert (tmp_path / "report" / "accuracy_by_trial.png").is_file()
-    assert not list(Path("/tmp").glob("pg-sweep-*/data/postmaster.pid"))  # no server left running
+    assert list(server_tmp.iterdir()) == []  # the server stopped and its folder deleted
 
 
 def test_storage_url_password_is_never_printed():
