@@ -195,11 +195,10 @@ def _hidden_outputs(nb) -> list[str]:
     for i, cell in enumerate(nb.cells):
         if cell.get("cell_type") != "code" or "remove-input" not in _tags(cell):
             continue
-        outputs = cell.get("outputs", [])
-        stdout = [o for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stdout"]
-        other = [o.get("output_type") for o in outputs if not any(o is s for s in stdout)]
-        text = "".join(o["text"] if isinstance(o["text"], str) else "".join(o["text"]) for o in stdout)
-        if other or (text.strip() and not text.lstrip().startswith(CHECKED_PREFIX)):
+        other = [o.get("output_type") for o in cell.get("outputs", [])
+                 if not (o.get("output_type") == "stream" and o.get("name") == "stdout")]
+        lines = _stdout_lines(cell)
+        if other or (lines and not lines[0].startswith(CHECKED_PREFIX)):
             problems.append(f"cell {i}: a remove-input cell shows only the line starting {CHECKED_PREFIX!r} "
                             f"(the site wraps it as a sentence); it also shows {other or 'other text first'}: "
                             "print that in a visible cell")
