@@ -1,5 +1,5 @@
 """dev.py: its installer (uv must look where pip looks: uv reads neither pip's config files nor PIP_* variables),
-and the environment of the test run."""
+where the bytecode of .venv is kept, and the environment of the test run."""
 from __future__ import annotations
 
 import os
@@ -66,6 +66,42 @@ def test_pip_does_the_work_where_uv_cannot_be_had_or_fails(monkeypatch, tmp_path
         dev._install(py, ["-r", "requirements.txt"])
         assert calls[-1][:4] == [str(py), "-m", "pip", "install"] and calls[-1][-2:] == ["-r", "requirements.txt"]
         assert any(c[:4] == [str(py), "-m", "uv", "pip"] for c in calls) == (case == "uv-fails")
+        # neither compiles all of .venv: the commands compile what they import (dev._cache_bytecode)
+        assert "--no-compile" in calls[-1] and not any("--compile-bytecode" in c for c in calls)
+
+
+def test_bytecode_is_kept_in_the_venv_where_the_caller_forbids_writing_it_next_to_the_sources(
+        monkeypatch, tmp_path):
+    monkeypatch.setattr(dev, "VENV", tmp_path / "venv")
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.setattr(sys, "pycache_prefix", None)
+    monkeypatch.delenv("COURSE_BOOK_NO_VENV", raising=False)
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    dev._cache_bytecode()
+    prefix = str(tmp_path / "venv" / "pycache")
+    assert "PYTHONDONTWRITEBYTECODE" not in os.environ and os.environ["PYTHONPYCACHEPREFIX"] == prefix
+    assert sys.dont_write_bytecode is False and sys.pycache_prefix == prefix
+    # a process it starts writes the bytecode of what it imports there, and nothing beside the source
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "mod.py").write_text("X = 1\n")
+    subprocess.run([sys.executable, "-c", "import mod"], cwd=tmp_path / "src", check=True)
+    assert [p.name for p in (tmp_path / "venv" / "pycache").rglob("mod.*.pyc")] == \
+        [f"mod.{sys.implementation.cache_tag}.pyc"]
+    assert sorted(p.name for p in (tmp_path / "src").iterdir()) == ["mod.py"]
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # a prefix of the caller's own is kept
+    monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path / "mine"))
+    dev._cache_bytecode()
+    assert os.environ["PYTHONPYCACHEPREFIX"] == str(tmp_path / "mine") == sys.pycache_prefix
+    for setting in ({"COURSE_BOOK_NO_VENV": "1", "PYTHONDONTWRITEBYTECODE": "1"}, {}):  # nothing to change
+        monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+        monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+        for name, value in setting.items():
+            monkeypatch.setenv(name, value)
+        before = dict(os.environ)
+        dev._cache_bytecode()
+        assert dict(os.environ) == before
 
 
 def test_the_test_run_gives_each_worker_its_share_of_the_cores_and_a_slow_progress_bar(monkeypatch):
