@@ -224,7 +224,9 @@ def cmd_test(args: list[str]) -> int:
             return 2
         print(f"[dev] rounding profile {rounding.describe(profile)}", flush=True)
     layout.notebook_environment(env)
-    # Two workers for the two cores; --dist loadfile keeps each notebook's cells on one worker.
+    # Two workers for the two cores; --dist loadfile keeps each notebook's cells on one worker, and
+    # --no-loadscope-reorder hands out the files in conftest.py's order (the longest first) instead of
+    # xdist's (the most items first, which left the long sweep tests for the end)
     workers = os.environ.get("COURSE_TEST_WORKERS", "2")
     # each worker's share of the cores, for its tests and the notebook kernels they start (chapter 4.3
     # took 51 s instead of 26 s when its two threads waited on a core that the other worker held)
@@ -233,7 +235,7 @@ def cmd_test(args: list[str]) -> int:
     # ten times a second, filled the kernel's message queue until the last message was dropped and nbval
     # gave up on the cell ("Timeout of 5 seconds exceeded waiting for output"). One redraw a second.
     env.setdefault("TQDM_MININTERVAL", "1")
-    cmd = [sys.executable, "-m", "pytest", "-n", workers, "--dist", "loadfile", *args]
+    cmd = [sys.executable, "-m", "pytest", "-n", workers, "--dist", "loadfile", "--no-loadscope-reorder", *args]
     print("[dev] " + " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 

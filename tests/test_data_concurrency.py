@@ -26,6 +26,8 @@ from course_utils import data
 from helpers import WorkerPool
 from test_data_support import IDX_NAMES, closed_port_url, copy_to, digest, file_server, make_tiny_idx, sha  # noqa: F401
 
+pytestmark = pytest.mark.processes  # it waits on processes: a parallel run starts it first (conftest.py)
+
 N_WORKERS = 4
 N_ROUNDS = 20
 ROUND_TIMEOUT_S = 120

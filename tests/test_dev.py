@@ -119,9 +119,38 @@ def test_the_test_run_gives_each_worker_its_share_of_the_cores_and_a_slow_progre
     assert dev.cmd_test(["-k", "x"]) == 0
     env = seen["env"]
     assert seen["cmd"][-2:] == ["-k", "x"] and seen["cmd"][seen["cmd"].index("-n") + 1] == "2"
+    assert "--no-loadscope-reorder" in seen["cmd"]  # conftest.py's order of the files, not xdist's
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "2"  # 4 cores, 2 workers
     assert env["TQDM_MININTERVAL"] == "1"
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the caller's own setting wins
     monkeypatch.setenv("COURSE_TEST_WORKERS", "4")
     dev.cmd_test([])
     assert seen["env"]["OMP_NUM_THREADS"] == "3" and seen["env"]["MKL_NUM_THREADS"] == "1"  # min(3, 4 cores) // 4
+
+
+def test_a_parallel_run_starts_the_longest_files_first():
+    """conftest.file_order: the modules that wait on processes alternate with the notebooks by their
+    recorded wall time (longest first), then come the other modules as collected."""
+    from types import SimpleNamespace
+
+    import conftest
+    from tools import layout
+
+    def item(path, processes=False):
+        marker = object() if processes else None
+        return SimpleNamespace(path=path, get_closest_marker=lambda name: marker if name == "processes" else None)
+
+    notebooks = [p.with_suffix(".ipynb") for p in layout.chapter_sources()]
+    recorded = {p: conftest._recorded_wall_seconds(p) for p in notebooks}
+    assert all(s > 0 for s in recorded.values()), recorded  # every chapter has its execution record
+    tests = Path(__file__).parent
+    items = [item(tests / "test_a.py"), *[item(p) for p in notebooks], item(tests / "test_b.py", processes=True),
+             item(tests / "test_a.py"), item(tests / "test_c.py"), item(tests / "test_d.py", processes=True)]
+    order = conftest.file_order(items)
+    longest = sorted(notebooks, key=lambda p: -recorded[p])
+    assert order[:4] == [tests / "test_b.py", longest[0], tests / "test_d.py", longest[1]]
+    assert order[4:-2] == longest[2:] and order[-2:] == [tests / "test_a.py", tests / "test_c.py"]
+    assert conftest._recorded_wall_seconds(tests / "no-such.ipynb") == 0.0
+    # the longest modules of the suite carry the marker
+    for name in ("test_sweep", "test_sweep_postgres", "test_models_concurrency"):
+        assert "pytestmark = pytest.mark.processes" in (tests / f"{name}.py").read_text()

@@ -27,12 +27,15 @@ import traceback
 import warnings
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
 from course_utils import models
 from course_utils.models import SmallCNN, WeightsError
 from helpers import WorkerPool
+
+pytestmark = pytest.mark.processes  # it waits on processes: a parallel run starts it first (conftest.py)
 
 N_WORKERS = 4
 N_ROUNDS = 3  # after the first one, which starts from an empty cache: rounds 1-3 damage the record in each of

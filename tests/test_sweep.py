@@ -28,6 +28,8 @@ from helpers import ROOT, TRAIN, fake_wandb, require_datasets, train_env, wandb_
 from helpers import popen_train as popen  # noqa: E402
 from helpers import run_train as run  # noqa: E402
 
+pytestmark = pytest.mark.processes  # it waits on processes: a parallel run starts it first (conftest.py)
+
 TRIAL_LINE = re.compile(r"trial (\d+) (complete|pruned|failed)\b(?:: val_acc (\d\.\d{4}))?.*\| (.*)$")
 
 
@@ -325,12 +327,8 @@ def test_killed_worker_loses_one_trial_and_the_restarted_command_completes_the_s
     best_printed = max(v for s, v, _ in lines.values() if s == "complete")
     assert round(study.best_value, 4) == best_printed
     assert workers._fmt_params(study.best_params) in {p for s, v, p in lines.values() if v == best_printed}
-
-    report = run(["sweep-report", "--run_dir", str(tmp_path), "--study", "kill"])
-    assert report.returncode == 0, report.stderr
-    best = json.loads((tmp_path / "kill" / "report" / "best.json").read_text())
-    assert best["trial"] == study.best_trial.number and best["params"] == study.best_params
-    assert best["value"] == study.best_value
+    # (the report of a study with a failed trial: test_write_report_reads_a_stored_study; the report
+    # command: test_two_workers_then_the_report_command_also_logs_to_wandb)
 
 
 def test_two_workers_then_the_report_command_also_logs_to_wandb(have_data, tmp_path):
