@@ -337,6 +337,44 @@ def test_train_val_split_is_seeded_and_stratified():
         data.train_val_split(X, y, val_fraction=1.5)
     with pytest.raises(ValueError, match="X has 1000 samples but y has 999"):
         data.train_val_split(X, y[:-1])
+    with pytest.raises(ValueError, match=r"classes \[4\] have one sample each"):
+        data.train_val_split(np.arange(1001), np.append(y, 4))
+    with pytest.raises(ValueError, match="fewer than the 4 classes"):
+        data.train_val_split(X, y, val_fraction=0.001)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        data.train_val_split(X, y, seed=-1)
+    with pytest.raises(ValueError, match=r"one label per sample \(1-D\)"):
+        data.train_val_split(X, y.reshape(-1, 1))
+
+
+def test_train_val_split_is_scikit_learns_stratified_split_index_for_index():
+    """The split written out with NumPy equals train_test_split(..., stratify=y): on random label sets and
+    fractions, and where scikit-learn refuses a split, so does it."""
+    import torch
+    from sklearn.model_selection import train_test_split
+
+    rng = np.random.default_rng(0)
+    compared = 0
+    for _ in range(150):
+        k = int(rng.integers(2, 12))
+        y = rng.integers(0, k, int(rng.integers(2 * k, 600)))
+        frac = float(rng.choice([0.1, 0.2, 0.25, 1 / 3, 0.5, rng.uniform(0.01, 0.7)]))
+        seed = int(rng.integers(0, 2**32 - 1))
+        X = np.arange(len(y)) * 10
+        try:
+            expected = train_test_split(X, y, test_size=frac, random_state=seed, stratify=y)
+        except ValueError:
+            with pytest.raises(ValueError):
+                data.train_val_split(X, y, frac, seed)
+            continue
+        got = data.train_val_split(X, y, frac, seed)
+        for a, b in zip(expected, got):
+            np.testing.assert_array_equal(a, b)
+        compared += 1
+    assert compared > 100
+    # a tensor is indexed the same way
+    X_tr, X_val, y_tr, y_val = data.train_val_split(torch.arange(1000), torch.as_tensor(np.repeat(np.arange(4), 250)))
+    assert isinstance(X_val, torch.Tensor) and len(X_val) == 100 and torch.bincount(y_val).tolist() == [25] * 4
 
 
 # --------------------------------------------------------------------------- the real mirror, when present
@@ -350,3 +388,19 @@ def test_real_mirror_matches_manifest(name):
     assert ds.X_train.shape == (60000, 28, 28) and ds.X_test.shape == (10000, 28, 28)
     expected = {"fashion-mnist": [6000] * 10, "mnist": [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]}[name]
     assert np.bincount(ds.y_train).tolist() == expected
+
+
+def test_the_books_splits_of_the_real_data_are_scikit_learns():
+    """train.py's and chapters 5.1 and 5.2's splits (10% held out, then a stratified subset of the rest)."""
+    import os
+
+    from sklearn.model_selection import train_test_split
+
+    if not os.environ.get("COURSE_DATA") or not (Path(os.environ["COURSE_DATA"]) / "fashion-mnist").is_dir():
+        pytest.skip("COURSE_DATA does not point at a mirror holding fashion-mnist")
+    ds = data.load("fashion-mnist", download=False, progress=False)
+    X, y = ds.X_train.reshape(len(ds.y_train), -1), ds.y_train
+    for fraction, seed, data_X, data_y in [(0.1, 0, X, y), (0.1, 3, X, y), (20_000 / 54_000, 0, X[:54_000], y[:54_000])]:
+        expected = train_test_split(data_X, data_y, test_size=fraction, random_state=seed, stratify=data_y)
+        for a, b in zip(expected, data.train_val_split(data_X, data_y, fraction, seed)):
+            np.testing.assert_array_equal(a, b)
