@@ -2,7 +2,6 @@
 (tools/nbval_tolerance.py), and the order in which a parallel run hands out its files."""
 from __future__ import annotations
 
-import json
 from itertools import zip_longest
 
 pytest_plugins = ["tools.nbval_tolerance"]
@@ -18,9 +17,8 @@ def _recorded_wall_seconds(path) -> float:
     from tools import layout
 
     try:
-        record = json.loads(path.read_text())["metadata"][layout.META_KEY]
-        return float(record.get("wall_seconds", 0.0))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return float((layout.execution_record(path) or {}).get("wall_seconds", 0.0))
+    except (OSError, ValueError, TypeError):
         return 0.0
 
 

@@ -69,6 +69,7 @@ import io
 import math
 import os
 import struct
+import sys
 import urllib.error
 import urllib.request
 import zlib
@@ -921,6 +922,10 @@ def train_val_split(X, y, val_fraction: float = 0.1, seed: int = 0):
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}; pass the share to hold out, e.g. 0.1")
+    for name, a in (("X", X), ("y", y)):
+        if not _is_array(a):
+            raise TypeError(f"train_val_split: {name} must be a NumPy array or a torch tensor, got "
+                            f"{type(a).__name__}; convert it first, e.g. np.asarray({name})")
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} samples but y has {len(y)}; pass images and labels of the same split")
     seed = validation.seed("seed", seed, maximum=2**32 - 1)
@@ -947,6 +952,12 @@ def train_val_split(X, y, val_fraction: float = 0.1, seed: int = 0):
         val.extend(shuffled[train_counts[k] : train_counts[k] + val_counts[k]])
     train, val = rng.permutation(train), rng.permutation(val)
     return X[train], X[val], y[train], y[val]
+
+
+def _is_array(a) -> bool:
+    """A NumPy array or a torch tensor (without importing torch: where it is not imported, no tensor exists)."""
+    torch = sys.modules.get("torch")
+    return isinstance(a, np.ndarray) or (torch is not None and isinstance(a, torch.Tensor))
 
 
 def _approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.RandomState) -> np.ndarray:

@@ -345,6 +345,16 @@ def test_train_val_split_is_seeded_and_stratified():
         data.train_val_split(X, y, seed=-1)
     with pytest.raises(ValueError, match=r"one label per sample \(1-D\)"):
         data.train_val_split(X, y.reshape(-1, 1))
+    # lists and tables are refused by name (a list cannot be indexed by an index array; a DataFrame's
+    # [] would pick columns, not rows)
+    import pandas as pd
+
+    with pytest.raises(TypeError, match=r"X must be a NumPy array or a torch tensor, got list.*np.asarray\(X\)"):
+        data.train_val_split(X.tolist(), y)
+    with pytest.raises(TypeError, match="y must be a NumPy array or a torch tensor, got Series"):
+        data.train_val_split(X, pd.Series(y))
+    with pytest.raises(TypeError, match="X must be .* got DataFrame"):
+        data.train_val_split(pd.DataFrame({"x": X}), y)
 
 
 def test_train_val_split_is_scikit_learns_stratified_split_index_for_index():

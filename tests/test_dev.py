@@ -154,3 +154,31 @@ def test_a_parallel_run_starts_the_longest_files_first():
     # the longest modules of the suite carry the marker
     for name in ("test_sweep", "test_sweep_postgres", "test_models_concurrency"):
         assert "pytestmark = pytest.mark.processes" in (tests / f"{name}.py").read_text()
+
+
+def test_the_execution_record_is_read_from_the_notebooks_json(tmp_path):
+    """layout.execution_record, which the test order, the statistics page and the staleness check read:
+    the stored record, {} without one, None without the file, and a clear error for a file that is not
+    a notebook."""
+    import json
+
+    import pytest
+
+    from tools import layout, staleness, stats_page
+
+    stem = layout.chapter_sources()[0].stem
+    record = layout.execution_record(layout.NOTEBOOKS / f"{stem}.ipynb")
+    assert record["status"] == "ok" and record["wall_seconds"] > 0
+    assert stats_page._record(stem) == record
+    assert layout.execution_record(tmp_path / "absent.ipynb") is None
+    bare = tmp_path / "bare.ipynb"
+    bare.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    assert layout.execution_record(bare) == {}
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{ not json")
+    with pytest.raises(ValueError, match="is not a notebook.*dev.py execute"):
+        layout.execution_record(broken)
+    import conftest
+
+    assert conftest._recorded_wall_seconds(broken) == 0.0  # the order falls back, the run goes on
+    assert staleness.stale_reason(tmp_path / "absent.py") == "absent.ipynb does not exist"

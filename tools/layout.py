@@ -12,6 +12,7 @@ Standard library only: ``dev.py`` imports it before its virtual environment exis
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -31,6 +32,22 @@ CHAPTER_STEM = re.compile(r"^(?P<chapter>\d\d)_(?:(?P<part>\d+)_)?(?P<slug>[A-Za
 def chapter_sources(root: Path = ROOT, suffix: str = ".py") -> list[Path]:
     """Every chapter (or part) file of ``root/notebooks`` with ``suffix``, in book order."""
     return sorted(p for p in (Path(root) / "notebooks").glob(CHAPTER_GLOB + suffix) if is_chapter(p.stem))
+
+
+def execution_record(ipynb: Path) -> dict | None:
+    """The execution record ``dev.py execute`` stored in the metadata of ``ipynb`` (status, hashes, times, data,
+    tolerance measurement): ``{}`` when the notebook has none, None when the file does not exist. Read as
+    plain JSON: the test run orders its files by these records, and jupytext would cost a second."""
+    try:
+        text = Path(ipynb).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        record = json.loads(text).get("metadata", {}).get(META_KEY, {})
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"{ipynb} is not a notebook (JSON with a metadata object): {exc}; restore it with "
+                         "`git checkout` or execute its .py again with `python3 dev.py execute`") from None
+    return record if isinstance(record, dict) else {}
 
 
 def is_chapter(stem: str) -> bool:

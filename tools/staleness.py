@@ -144,12 +144,10 @@ def hashes(py: Path, root: Path = layout.ROOT) -> dict[str, str]:
 
 def stale_reason(py: Path, root: Path = layout.ROOT) -> str | None:
     """Why the stored outputs of ``py`` are stale (None: they are fresh)."""
-    import jupytext
-
     ipynb = Path(py).with_suffix(".ipynb")
-    if not ipynb.exists():
+    record = layout.execution_record(ipynb)
+    if record is None:
         return f"{ipynb.name} does not exist"
-    record = jupytext.read(ipynb).metadata.get(layout.META_KEY, {})
     if record.get("status") != "ok":
         return f"its last execution status is {record.get('status')!r}"
     now = hashes(py, root)

@@ -26,10 +26,7 @@ NOTEBOOK_LINK = re.compile(r"\]\(\.\./notebooks/(?P<stem>[^)/]+)\.ipynb\)")
 
 
 def _record(stem: str) -> dict | None:
-    import jupytext
-
-    ipynb = layout.NOTEBOOKS / f"{stem}.ipynb"
-    return jupytext.read(ipynb).metadata.get(layout.META_KEY, {}) if ipynb.exists() else None
+    return layout.execution_record(layout.NOTEBOOKS / f"{stem}.ipynb")
 
 
 def data_cell(records: list[dict | None]) -> str:
