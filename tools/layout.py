@@ -37,7 +37,7 @@ def chapter_sources(root: Path = ROOT, suffix: str = ".py") -> list[Path]:
 def execution_record(ipynb: Path) -> dict | None:
     """The execution record ``dev.py execute`` stored in the metadata of ``ipynb`` (status, hashes, times, data,
     tolerance measurement): ``{}`` when the notebook has none, None when the file does not exist. Read as
-    plain JSON: the test run orders its files by these records, and jupytext would cost a second."""
+    plain JSON, so that ordering the test run's files by these records needs no jupytext."""
     try:
         text = Path(ipynb).read_text(encoding="utf-8")
     except FileNotFoundError:
