@@ -9,7 +9,9 @@ pytest_plugins = ["tools.nbval_tolerance"]
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "processes: the module starts processes and waits on them (a parallel run starts it first)")
+        "markers",
+        "processes: the module starts processes and waits on them (a parallel run starts it early, beside a notebook)",
+    )
 
 
 def _recorded_wall_seconds(path) -> float:

@@ -80,9 +80,10 @@ def _cache_bytecode() -> None:
 
     .venv is installed without compiling its 13,800 modules (40 s of uv's 49 s here); a command compiles
     the modules it imports as it imports them (about 5,400 after `.ci/run`, the standard library's
-    included), and later imports read them (``import torch``: 2 s instead of 4). Where PYTHONDONTWRITEBYTECODE forbids writing next to the sources,
-    the cache goes to .venv/pycache (PYTHONPYCACHEPREFIX; a prefix the caller set is kept): nothing is
-    written in the repository or outside .venv. With COURSE_BOOK_NO_VENV=1 the caller's settings stand.
+    included), and later imports read them (``import torch``: 2 s instead of 4). Where
+    PYTHONDONTWRITEBYTECODE forbids writing next to the sources, the cache goes to .venv/pycache
+    (PYTHONPYCACHEPREFIX; a prefix the caller set is kept): nothing is written in the repository or
+    outside .venv. With COURSE_BOOK_NO_VENV=1 the caller's settings stand.
     """
     if os.environ.get("COURSE_BOOK_NO_VENV") == "1" or not os.environ.get("PYTHONDONTWRITEBYTECODE"):
         return

@@ -26,7 +26,7 @@ from course_utils import data
 from helpers import WorkerPool
 from test_data_support import IDX_NAMES, closed_port_url, copy_to, digest, file_server, make_tiny_idx, sha  # noqa: F401
 
-pytestmark = pytest.mark.processes  # it waits on processes: a parallel run starts it first (conftest.py)
+pytestmark = pytest.mark.processes  # it waits on processes: a parallel run starts it beside a notebook (conftest.py)
 
 N_WORKERS = 4
 N_ROUNDS = 20

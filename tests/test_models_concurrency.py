@@ -35,7 +35,7 @@ from course_utils import models
 from course_utils.models import SmallCNN, WeightsError
 from helpers import WorkerPool
 
-pytestmark = pytest.mark.processes  # it waits on processes: a parallel run starts it first (conftest.py)
+pytestmark = pytest.mark.processes  # it waits on processes: a parallel run starts it beside a notebook (conftest.py)
 
 N_WORKERS = 4
 N_ROUNDS = 3  # after the first one, which starts from an empty cache: rounds 1-3 damage the record in each of

@@ -28,7 +28,7 @@ from helpers import ROOT, TRAIN, fake_wandb, require_datasets, train_env, wandb_
 from helpers import popen_train as popen  # noqa: E402
 from helpers import run_train as run  # noqa: E402
 
-pytestmark = pytest.mark.processes  # it waits on processes: a parallel run starts it first (conftest.py)
+pytestmark = pytest.mark.processes  # it waits on processes: a parallel run starts it beside a notebook (conftest.py)
 
 TRIAL_LINE = re.compile(r"trial (\d+) (complete|pruned|failed)\b(?:: val_acc (\d\.\d{4}))?.*\| (.*)$")
 

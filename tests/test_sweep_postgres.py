@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from helpers import load_script
 
-pytestmark = pytest.mark.processes  # it waits on processes: a parallel run starts it first (conftest.py)
+pytestmark = pytest.mark.processes  # it waits on processes: a parallel run starts it beside a notebook (conftest.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "examples" / "postgres_sweep.py"

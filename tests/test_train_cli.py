@@ -18,7 +18,7 @@ import pytest
 from helpers import TRAIN, fake_wandb, load_script, require_datasets, wandb_calls
 from helpers import run_train as run
 
-pytestmark = pytest.mark.processes  # it waits on processes: a parallel run starts it first (conftest.py)
+pytestmark = pytest.mark.processes  # it waits on processes: a parallel run starts it beside a notebook (conftest.py)
 
 SOURCE_FLAGS = ["-wp", "--wandb_project", "-we", "--wandb_entity", "-d", "--dataset", "-e", "--epochs", "-b", "--batch_size",
                 "-l", "--loss", "-o", "--optimizer", "-lr", "--learning_rate", "-m", "--momentum", "-beta", "--beta",
