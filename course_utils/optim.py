@@ -57,7 +57,7 @@ import numpy as np
 from . import validation
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "RMSProp", "Adam", "NAdam",
-           "check_nonnegative", "check_positive", "check_beta"]
+           "check_nonnegative", "check_positive", "check_beta", "power"]
 
 
 # --------------------------------------------------------------------------- validation
@@ -101,6 +101,19 @@ def _beta(name: str, value) -> float:
 def check_beta(name: str, value):
     """``value`` as a float (or a float array), or a ``ValueError`` naming ``name`` unless 0 <= value < 1."""
     return _hyperparameter(name, value, _beta)
+
+
+def power(base, exponent):
+    """``base ** exponent`` for a hyperparameter that may be an array (one value per member).
+
+    Each value is raised with Python's float power, the one a single optimizer's float gets:
+    NumPy's vectorised power rounds the last bit differently on some CPUs (AVX-512), which would
+    set a stacked member apart from the optimizer made with its values alone.
+    """
+    if not isinstance(base, np.ndarray) and not isinstance(exponent, np.ndarray):
+        return base**exponent
+    b, e = np.broadcast_arrays(np.asarray(base, dtype=np.float64), np.asarray(exponent, dtype=np.float64))
+    return np.array([float(x) ** float(y) for x, y in zip(b.flat, e.flat)]).reshape(b.shape)
 
 
 def _check_params(params) -> list[np.ndarray]:
@@ -435,7 +448,7 @@ class Adam(Optimizer):
     def _denominator(self, v, tmp):
         """tmp <- sqrt(v) / sqrt(1 - beta2^t) + eps."""
         np.sqrt(v, out=tmp)
-        tmp *= 1.0 / np.sqrt(1.0 - self.beta2**self.t)
+        tmp *= 1.0 / np.sqrt(1.0 - power(self.beta2, self.t))
         tmp += self.eps
         return tmp
 
@@ -443,7 +456,7 @@ class Adam(Optimizer):
         m, v, tmp = self._moments(g, state)
         denom = self._denominator(v, tmp)
         np.divide(m, denom, out=tmp)
-        tmp *= self.lr / (1.0 - self.beta1**self.t)
+        tmp *= self.lr / (1.0 - power(self.beta1, self.t))
         p -= tmp
 
 
@@ -493,7 +506,7 @@ class NAdam(Adam):
 
     def mu(self, t: int) -> float:
         """The momentum coefficient ``mu_t`` of the schedule."""
-        return self.beta1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
+        return self.beta1 * (1.0 - 0.5 * power(0.96, t * self.momentum_decay))
 
     def begin_step(self):
         if self.t == 1:
@@ -509,7 +522,7 @@ class NAdam(Adam):
     def update(self, p, g, state):
         m, v, tmp = self._moments(g, state)
         denom = state["denom"]
-        np.divide(v, 1.0 - self.beta2**self.t, out=denom)
+        np.divide(v, 1.0 - power(self.beta2, self.t), out=denom)
         np.sqrt(denom, out=denom)
         denom += self.eps
         np.divide(g, denom, out=tmp, casting="same_kind")
