@@ -9,10 +9,15 @@ multiply-adds, the vector width), and each library picks its kernels from the CP
 - PyTorch's oneDNN (convolutions): ``ONEDNN_MAX_CPU_ISA`` caps its instruction set;
 - PyTorch's own ATen CPU kernels (elementwise operations, reductions, softmax, losses, optimizer
   steps): ``ATEN_CPU_CAPABILITY`` (``default``, ``avx2``, ``avx512``) selects the generic or a vectorized
-  build; ``torch.backends.cpu.get_cpu_capability()`` says which one runs.
+  build; ``torch.backends.cpu.get_cpu_capability()`` says which one runs;
+- NumPy's own vectorised loops (``exp``, ``tanh``, ``log1p``, ``power``, ...): ``NPY_DISABLE_CPU_FEATURES``
+  switches off the instruction-set groups of the pinned NumPy (``X86_V3``: AVX2 and FMA3; ``X86_V4``:
+  AVX-512; ``AVX512_ICL``, ``AVX512_SPR``), as on a CPU without them. On an AVX-512 CPU NumPy's
+  ``power`` of an array rounds the last bit differently from Python's ``float ** int``: that broke a test
+  of the book's optimizers there (``course_utils.optim.power``).
 
 Training amplifies the different last digits into different losses and accuracies, which is what a
-reader on another CPU sees. A profile simulates one kind of machine by setting all four, on any x86-64
+reader on another CPU sees. A profile simulates one kind of machine by setting all five, on any x86-64
 CPU (a kernel needs the instructions it uses: a profile whose CPU features this one lacks is refused,
 because the process would die with "illegal instruction"):
 
@@ -25,7 +30,9 @@ Measured on the reference machine (AMD EPYC, AVX2 without AVX-512, 2026-12-06): 
 uses its Haswell kernels, ATen its AVX2 build. "sandybridge" changes the digits of all four
 libraries there (a NumPy float32 product, a torch matrix product, a convolution and the sum of a
 convolution's output each came out different); "torch-generic" changes only PyTorch's own kernels,
-the difference that broke chapter 7 on another machine (issue 23).
+the difference that broke chapter 7 on another machine (issue 23). On an AVX-512 machine (AMD EPYC,
+2026-12-07) ATen runs its AVX-512 build and NumPy its X86_V4 loops; there "haswell" simulates an AVX2
+machine and "skylakex" is the machine itself.
 """
 from __future__ import annotations
 
@@ -40,21 +47,25 @@ PROFILES: dict[str, dict[str, str]] = {
     # an AVX machine without AVX2 (Intel Sandy Bridge / Ivy Bridge): every library's kernels differ
     # from an AVX2 or AVX-512 machine's
     "sandybridge": {"OPENBLAS_CORETYPE": "Sandybridge", "MKL_CBWR": "COMPATIBLE",
-                    "ONEDNN_MAX_CPU_ISA": "AVX", "ATEN_CPU_CAPABILITY": "default"},
+                    "ONEDNN_MAX_CPU_ISA": "AVX", "ATEN_CPU_CAPABILITY": "default",
+                    "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR"},
     # an SSE4.2 machine (Intel Nehalem): the oldest x86-64 kernels the libraries ship
     "nehalem": {"OPENBLAS_CORETYPE": "Nehalem", "MKL_CBWR": "SSE4_2",
-                "ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default"},
+                "ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default",
+                "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR"},
     # an AVX2 laptop or server (Intel Haswell and later, AMD Zen 1-3)
     "haswell": {"OPENBLAS_CORETYPE": "Haswell", "MKL_CBWR": "AVX2",
-                "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+                "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+                "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"},
     # an AVX-512 server (Intel Skylake-X and later, AMD Zen 4)
     "skylakex": {"OPENBLAS_CORETYPE": "SkylakeX", "MKL_CBWR": "AVX512",
-                 "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "ATEN_CPU_CAPABILITY": "avx512"},
+                 "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "ATEN_CPU_CAPABILITY": "avx512",
+                 "NPY_DISABLE_CPU_FEATURES": "AVX512_ICL AVX512_SPR"},
     # this machine's BLAS, but PyTorch's generic (non-vectorized) ATen kernels: a PyTorch built or
     # running without AVX2 (the difference of issue 23's chapter 7)
     "torch-generic": {"ATEN_CPU_CAPABILITY": "default"},
 }
-OTHER = "sandybridge"  # what `dev.py test --other-rounding` and .ci/run use: all four libraries differ
+OTHER = "sandybridge"  # what `dev.py test --other-rounding` and .ci/run use: every kind of kernel differs
 DIAGNOSTIC = {"torch-generic"}  # changes one library only, to find which one a difference comes from
 
 # the CPU features a profile's kernels need (ATen's AVX-512 build needs all four)
