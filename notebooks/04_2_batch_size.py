@@ -443,7 +443,7 @@ print(
 )
 
 # %% [markdown]
-# Our three fresh runs reach 67.02% on average, from 66.13% to 68.50%. The notes' single run
+# Our three fresh runs reach 67.02% on average, from 66.15% to 68.49%. The notes' single run
 # printed 65.27%, about one point below our lowest seed. Several things can move a single run
 # by that much, and three seeds cannot separate them: the order of the minibatches (between
 # our seeds the test accuracy moves by more than two points at this batch size: see the ranges

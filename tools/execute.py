@@ -51,6 +51,20 @@ def _has_cuda() -> bool:
         return False
 
 
+def _vector_unit() -> str:
+    """The widest vector instructions of this CPU, which decide the kernels the libraries pick
+    (``tools/rounding.py``): "AVX-512", "AVX2", "AVX", or the architecture's name."""
+    import platform
+
+    from tools import rounding
+
+    flags = rounding.cpu_flags()
+    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")):
+        if flag in flags:
+            return name
+    return platform.machine() or "unknown CPU"
+
+
 def _data_lines(nb) -> list[str]:
     found: list[str] = []
     for cell in nb.cells:
@@ -97,7 +111,7 @@ def execute(py: Path) -> dict:
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(cpu, 1),
         "executed": time.strftime("%Y-%m-%d", time.gmtime()),
-        "machine": f"{os.cpu_count()} CPU cores, {'CUDA' if _has_cuda() else 'no GPU'}",
+        "machine": f"{os.cpu_count()} CPU cores ({_vector_unit()}), {'CUDA' if _has_cuda() else 'no GPU'}",
     }
     if error:
         record["error"] = error
