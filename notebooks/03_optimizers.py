@@ -329,6 +329,7 @@ print(inspect.getsource(optim.Adam.update))
 # value per row of a grid (as in the sweeps below), it raises each value separately, as a single
 # number is raised: NumPy's power of a whole array can round the last bit differently on some
 # CPUs, and the rows would no longer follow their single runs exactly.
+#
 # Every operation writes into an existing buffer (`out=`, `*=`, `+=`), so after the first
 # step no parameter-sized array is allocated: [chapter 5.1](05_1_backprop_fashion_mnist.ipynb)
 # calls `step` thousands of times per epoch. The helpers below run any of these optimizers on
