@@ -643,8 +643,7 @@ print(f"the two are equal at B = {crossover:.0f}")
 assert per_sample_ns[1] > 50 * per_sample_ns[1024]  # batching pays by far up to 1024
 largest, second = TIMING_BATCH_SIZES[-1], TIMING_BATCH_SIZES[-2]
 assert per_sample_ns[second] < 3 * per_sample_ns[largest]  # and then stops
-# at or beyond the study's largest batch sizes: about a thousand where NumPy's loops
-# lack AVX2 (the arithmetic costs twice as much), a few thousand with AVX2 or AVX-512
+# at or beyond the study's largest batch sizes; how far beyond depends on the CPU
 assert crossover > BATCH_SIZES[-1] / 4
 
 # %% [markdown]
@@ -691,9 +690,9 @@ plt.show()
 # a thousand or more (the fit's crossover above), and flattens after that: doubling
 # the batch then doubles the time per step, and the time per epoch stops improving. The crossover
 # lies at or beyond the study's largest batch sizes because this model is tiny: the arithmetic
-# per sample is a handful of multiplications, whose cost the CPU's vector instructions set
-# (without AVX2 it doubles, and the crossover falls to about a thousand). For a network with real matrix products per sample
-# the overhead is amortized at much smaller batches ({ref}`ex-graph-crossover`), and on a GPU,
+# per sample is a handful of multiplications, whose cost the CPU's vector instructions set,
+# so another CPU puts the crossover elsewhere. For a network with real matrix products per
+# sample the overhead is amortized at much smaller batches ({ref}`ex-graph-crossover`), and on a GPU,
 # whose fixed cost per operation is much larger and whose arithmetic is much faster, at much
 # larger ones.
 #

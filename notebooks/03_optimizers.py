@@ -1075,6 +1075,22 @@ print(f"steps until R < {TOL:g} from w0 = {W_START}")
 print(f"(-: not within {SWEEP_MAX_STEPS} steps; div: diverged)")
 print(outcomes.rename(columns={"gradient descent": "GD"}).to_string())
 
+# %% tags=["remove-input"]
+# each row of a stacked grid follows its own run exactly (Adam, lr and beta1 per row)
+GRID_LRS, GRID_BETA1 = [0.003, 0.01, 0.03], [0.0, 0.5, 0.9]
+w_grid = np.tile(W_START, (len(GRID_LRS), 1))
+grid_opt = optim.Adam(
+    [w_grid], lr=np.array(GRID_LRS)[:, None], beta1=np.array(GRID_BETA1)[:, None]
+)
+for _ in range(NUM_STEPS_CHECK):
+    grid_opt.step([rosenbrock_grad(w_grid)])
+for row, lr, beta1 in zip(w_grid, GRID_LRS, GRID_BETA1):
+    assert np.array_equal(row, run(optim.Adam, lr, NUM_STEPS_CHECK, beta1=beta1)[-1])
+print(
+    "Checked: each row of a stacked grid of Adam's learning rate and beta1 ends where "
+    f"its own run ends, to the last bit ({NUM_STEPS_CHECK} steps)."
+)
+
 # %%
 summary = []
 for name, group in sweep.groupby("optimizer", sort=False):

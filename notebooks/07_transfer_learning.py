@@ -735,8 +735,8 @@ print(f"best − worst strategy at its chosen setting (the same): {strategy_spre
 assert min(rate_spread.values()) > strategy_spread
 
 # %% [markdown]
-# After three epochs the probe is within a few points at $10^{-1}$ and $10^{-2}$: which one it
-# picks can change with the seeds or the CPU.
+# After three epochs the probe's ranges at $10^{-1}$ and $10^{-2}$ overlap: which one it picks
+# can change with the seeds.
 #
 # The sweep as a figure (mean and range over the seeds; stars mark the chosen rates, grey lines
 # the classical models'):
